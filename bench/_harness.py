@@ -1,0 +1,40 @@
+"""Conventions every benchmark in bench/ follows, so report.py can print ratios.
+
+Each benchmark test calls :func:`describe` on pytest-benchmark's fixture:
+
+* ``group``: one comparison (same workload, several implementations);
+* ``impl``: who is measured (``"meshcore-compiled"``, ``"meshcore-pure"``,
+  ``"rbloom"``, ...);
+* ``role``: ``"ours"`` (the compiled kernel), ``"twin"`` (the pure twin) or
+  ``"peer"`` (the named library or bound we compare against);
+* ``items``: how many operations one round performs (keys, bytes, dequeues),
+  so that throughput can be printed;
+* ``metrics``: quality figures that are not times (false-positive rate, mean
+  chunk size, ...), printed beside the timings.
+
+``QUICK`` (``MESHCORE_BENCH_QUICK=1``, the default of ``ci/bench.sh``) shrinks
+workloads so the whole table prints in under a minute; the figures in
+RESULTS.md come from full runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+QUICK = os.environ.get("MESHCORE_BENCH_QUICK", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def scale(full: int, quick: int) -> int:
+    """Workload size: ``full`` for recorded runs, ``quick`` for the short table."""
+    return quick if QUICK else full
+
+
+def describe(benchmark, *, group: str, impl: str, role: str, items: int, unit: str = "ops",
+             **metrics: float) -> None:
+    """Label one benchmark for the ratio table (see module docstring)."""
+    if role not in ("ours", "twin", "peer"):
+        raise ValueError(f"role: expected 'ours', 'twin' or 'peer', got {role!r}")
+    benchmark.group = group
+    benchmark.extra_info.update(impl=impl, role=role, items=items, unit=unit)
+    if metrics:
+        benchmark.extra_info.setdefault("metrics", {}).update(metrics)
