@@ -108,6 +108,9 @@ def _extensions():
             compiler_directives=directives,
             include_path=[EXT_DIR],
             annotate=_flag("MESHCORE_CYTHON_ANNOTATE"),
+            # Directives change the generated C: regenerate when tracing or
+            # checks are switched, or a stale .c would silently win.
+            force=COVERAGE or DEBUG,
             quiet=True,
         )
     except Exception as exc:  # a .pyx that Cython rejects

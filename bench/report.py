@@ -1,0 +1,113 @@
+"""Print the ratio table from a pytest-benchmark JSON file.
+
+Usage: ``python bench/report.py RESULTS.json [--markdown]``
+
+Rows are grouped by ``benchmark.group``. In each group the row whose role is
+``peer`` is the yardstick: ``vs peer`` is the peer's median time divided by
+the row's median time, so ``1.8x`` means 1.8 times the peer's throughput. The
+conventions each benchmark follows are in ``bench/_harness.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROLE_ORDER = {"ours": 0, "twin": 1, "peer": 2}
+
+
+def _si(value: float) -> str:
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.2f}{suffix}"
+    return f"{value:.2f}"
+
+
+def _metric(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def build_rows(data: dict) -> dict[str, list[dict]]:
+    """Group benchmark entries and compute throughput and peer ratios."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for bench in data.get("benchmarks", []):
+        info = bench.get("extra_info", {})
+        median = bench["stats"]["median"]
+        items = info.get("items") or 0
+        groups[bench.get("group") or bench["name"]].append(
+            {
+                "impl": info.get("impl", bench["name"]),
+                "role": info.get("role", "ours"),
+                "median": median,
+                "rate": items / median if items and median > 0 else None,
+                "unit": info.get("unit", "ops"),
+                "metrics": info.get("metrics", {}),
+            }
+        )
+    for rows in groups.values():
+        peers = [r for r in rows if r["role"] == "peer"]
+        for row in rows:
+            row["vs_peer"] = None
+            if peers and row["role"] != "peer" and row["rate"] and peers[0]["rate"]:
+                row["vs_peer"] = row["rate"] / peers[0]["rate"]
+            elif peers and row["role"] != "peer" and row["median"] > 0:
+                row["vs_peer"] = peers[0]["median"] / row["median"]
+        rows.sort(key=lambda r: (ROLE_ORDER.get(r["role"], 9), r["impl"]))
+    return groups
+
+
+def render(groups: dict[str, list[dict]], markdown: bool) -> str:
+    """The table as plain text or as Markdown."""
+    out = []
+    for group in sorted(groups):
+        rows = groups[group]
+        if markdown:
+            out.append(f"\n#### {group}\n")
+            out.append("| implementation | role | median | throughput | vs peer | metrics |")
+            out.append("|---|---|---|---|---|---|")
+        else:
+            out.append(f"\n== {group}")
+        for r in rows:
+            rate = f"{_si(r['rate'])} {r['unit']}/s" if r["rate"] else "-"
+            ratio = f"{r['vs_peer']:.2f}x" if r["vs_peer"] is not None else "-"
+            metrics = ", ".join(f"{k}={_metric(v)}" for k, v in sorted(r["metrics"].items()))
+            median = f"{r['median'] * 1e3:.3f} ms"
+            if markdown:
+                cells = (r["impl"], r["role"], median, rate, ratio, metrics)
+                out.append("| " + " | ".join(cells) + " |")
+            else:
+                out.append(
+                    f"  {r['impl']:<28} {r['role']:<5} {median:>14} {rate:>16} "
+                    f"{ratio:>8}  {metrics}"
+                )
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: read the JSON file and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("json_file", type=Path)
+    parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
+    args = parser.parse_args(argv)
+    try:
+        data = json.loads(args.json_file.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"{args.json_file}: cannot read benchmark results: {exc}", file=sys.stderr)
+        return 2
+    machine = data.get("machine_info", {})
+    print(
+        f"# {data.get('datetime', '?')} on {machine.get('node', '?')} "
+        f"({machine.get('cpu', {}).get('brand_raw', machine.get('processor', '?'))}), "
+        f"Python {machine.get('python_version', '?')}"
+    )
+    print(render(build_rows(data), args.markdown), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
