@@ -37,6 +37,7 @@ __all__ = [
     "ShortestPaths",
     "all_pairs_costs",
     "blake2b_256",
+    "chunk_fingerprints",
     "cut_points",
     "shortest_paths",
 ]
@@ -48,7 +49,7 @@ def _pure_requested() -> bool:
 
 if TYPE_CHECKING or _pure_requested() or sys.implementation.name != "cpython":
     from ._bloom_py import BloomFilter
-    from ._chunker_py import Chunker, cut_points
+    from ._chunker_py import Chunker, chunk_fingerprints, cut_points
     from ._drr_py import DRRScheduler
     from ._routes_py import RouteTable, all_pairs_costs, shortest_paths
 
@@ -56,14 +57,14 @@ if TYPE_CHECKING or _pure_requested() or sys.implementation.name != "cpython":
 else:
     try:
         from ._bloom_c import BloomFilter
-        from ._chunker_c import Chunker, cut_points
+        from ._chunker_c import Chunker, chunk_fingerprints, cut_points
         from ._drr_c import DRRScheduler
         from ._routes_c import RouteTable, all_pairs_costs, shortest_paths
 
         BACKEND = "compiled"
     except ImportError:
         from ._bloom_py import BloomFilter
-        from ._chunker_py import Chunker, cut_points
+        from ._chunker_py import Chunker, chunk_fingerprints, cut_points
         from ._drr_py import DRRScheduler
         from ._routes_py import RouteTable, all_pairs_costs, shortest_paths
 
