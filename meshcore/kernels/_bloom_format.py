@@ -24,13 +24,13 @@ The byte layouts are specified in ``docs/kernels/bloom.md``.
 from __future__ import annotations
 
 import math
-import operator
 import struct
 
 import lz4.block
 import xxhash
 
 from ..errors import DecodeError
+from ._args import as_int
 
 __all__ = [
     "DELTA_HEADER",
@@ -86,12 +86,7 @@ _LN2_SQUARED = _LN2 * _LN2
 def _int_arg(name: str, value, lo: int, hi: int, wanted: str) -> int:
     """``value`` as an int in ``[lo, hi]``, or TypeError/ValueError naming ``name``."""
     message = f"{name}: expected {wanted}, got {value!r}"
-    if isinstance(value, bool):
-        raise TypeError(message)
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(message) from None
+    number = as_int(value, message)
     if not lo <= number <= hi:
         raise ValueError(message)
     return number
@@ -116,12 +111,7 @@ def geometry_for_capacity(capacity, fpr) -> tuple[int, int]:
     k = min(32, max(1, round(m / capacity * ln 2))) with IEEE doubles and
     round-half-even. Raises TypeError/ValueError naming ``capacity`` or ``fpr``.
     """
-    if isinstance(capacity, bool):
-        raise TypeError(f"capacity: expected an integer >= 1, got {capacity!r}")
-    try:
-        n = operator.index(capacity)
-    except TypeError:
-        raise TypeError(f"capacity: expected an integer >= 1, got {capacity!r}") from None
+    n = as_int(capacity, f"capacity: expected an integer >= 1, got {capacity!r}")
     if n < 1:
         raise ValueError(f"capacity: expected an integer >= 1, got {capacity!r}")
     fpr_message = f"fpr: expected a number with 0 < fpr < 1, got {fpr!r}"

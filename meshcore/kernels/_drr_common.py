@@ -16,6 +16,8 @@ import math
 import operator
 import sys
 
+from ._args import as_int
+
 __all__ = [
     "BACKGROUND",
     "DEFAULT_CLASSES",
@@ -67,12 +69,7 @@ _FLOAT_MAX_QUANTUM = float(MAX_QUANTUM)
 
 def _check_int(name: str, value: object, lo: int, hi: int, desc: str) -> int:
     """``value`` as an int in ``lo..hi`` inclusive, else TypeError/ValueError naming ``name``."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected {desc}, got {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name}: expected {desc}, got {value!r}") from None
+    number = as_int(value, f"{name}: expected {desc}, got {value!r}")
     if not lo <= number <= hi:
         raise ValueError(f"{name}: expected {desc}, got {value!r}")
     return number
@@ -97,10 +94,8 @@ def check_flow(flow: object) -> int:
 
 def as_flow_id(value: object) -> int:
     """``value`` as a flow id, or -1 when it is not one (for ``in`` tests, which never raise)."""
-    if isinstance(value, bool):
-        return -1
     try:
-        number = operator.index(value)
+        number = as_int(value, "")
     except TypeError:
         return -1
     return number if 0 <= number < MAX_FLOW else -1

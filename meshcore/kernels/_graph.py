@@ -29,9 +29,10 @@ Integers: a ``bool`` is never accepted as a node id or a count; any other
 from __future__ import annotations
 
 import math
-import operator
 
 import numpy as np
+
+from ._args import as_int
 
 __all__ = ["MAX_NODES", "CostGraph", "ShortestPaths"]
 
@@ -47,12 +48,7 @@ def _type_name(value: object) -> str:
 
 def check_num_nodes(num_nodes: object) -> int:
     """Return ``num_nodes`` as an int in ``[0, 2**31)``; TypeError/ValueError name it."""
-    if isinstance(num_nodes, bool):
-        raise TypeError(f"num_nodes: expected an integer, got {_type_name(num_nodes)}")
-    try:
-        n = operator.index(num_nodes)
-    except TypeError:
-        raise TypeError(f"num_nodes: expected an integer, got {_type_name(num_nodes)}") from None
+    n = as_int(num_nodes, f"num_nodes: expected an integer, got {_type_name(num_nodes)}")
     if not 0 <= n < MAX_NODES:
         raise ValueError(f"num_nodes: expected an integer in [0, 2**31), got {n}")
     return n
@@ -64,12 +60,7 @@ def check_node(name: str, value: object, num_nodes: int) -> int:
     Raises TypeError when it is not an integer and ValueError when the node
     does not exist; both messages start with ``name``.
     """
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected an integer node id, got {_type_name(value)}")
-    try:
-        node = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name}: expected an integer node id, got {_type_name(value)}") from None
+    node = as_int(value, f"{name}: expected an integer node id, got {_type_name(value)}")
     if not 0 <= node < num_nodes:
         raise ValueError(f"{name}: node {node} does not exist (num_nodes={num_nodes})")
     return node
