@@ -52,7 +52,7 @@ MESHCORE_NO_EXTENSIONS=1 "${UV[@]}" build --quiet --wheel --out-dir "$work/wheel
 expect_backend "$work/wheel-pure" pure
 
 echo "-- no working C compiler"
-CC=false LDSHARED=false "${UV[@]}" build --quiet --wheel --out-dir "$work/wheel-nocc" \
+CC=false LDSHARED=false "${UV[@]}" build --wheel --out-dir "$work/wheel-nocc" \
     "$work/src" 2>"$work/nocc.log"
 grep -q "installing the pure-Python twins instead" "$work/nocc.log" || {
     cat "$work/nocc.log"; echo "expected the fallback message" >&2; exit 1; }
