@@ -20,6 +20,8 @@ RESULTS.md come from full runs.
 from __future__ import annotations
 
 import os
+import statistics
+import time
 
 QUICK = os.environ.get("MESHCORE_BENCH_QUICK", "").strip().lower() not in ("", "0", "false", "no")
 
@@ -38,3 +40,33 @@ def describe(benchmark, *, group: str, impl: str, role: str, items: int, unit: s
     benchmark.extra_info.update(impl=impl, role=role, items=items, unit=unit)
     if metrics:
         benchmark.extra_info.setdefault("metrics", {}).update(metrics)
+
+
+def _timed(fn, setup) -> float:
+    args = setup() if setup is not None else ()
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def paired_ratio(ours, peer, *, rounds: int, ours_setup=None, peer_setup=None) -> float:
+    """Median over ``rounds`` pairs of ``peer time / ours time``, each pair run back to back.
+
+    A shared machine's speed drifts over seconds, so two rows timed minutes
+    apart can disagree by 30%; timing ours and the peer in adjacent pairs,
+    alternating which goes first, cancels most of that drift. ``*_setup``
+    (untimed) returns the argument tuple for the next call. Values above 1
+    mean ours is faster. Reported as the ``paired_vs_peer`` metric.
+    """
+    _timed(ours, ours_setup)
+    _timed(peer, peer_setup)
+    ratios = []
+    for i in range(rounds):
+        if i % 2:
+            t_peer = _timed(peer, peer_setup)
+            t_ours = _timed(ours, ours_setup)
+        else:
+            t_ours = _timed(ours, ours_setup)
+            t_peer = _timed(peer, peer_setup)
+        ratios.append(t_peer / t_ours)
+    return statistics.median(ratios)

@@ -36,7 +36,7 @@ from functools import cache
 
 import numpy as np
 import pytest
-from _harness import describe, scale
+from _harness import describe, paired_ratio, scale
 
 from meshcore.kernels import _bloom_py as twin
 
@@ -138,6 +138,15 @@ def test_add_ours(benchmark, group, kind, impl):
         **sizes(N),
     )
     assert added > 0.99 * N
+    peer_keys = keys_for(group, N)
+    paired = paired_ratio(
+        lambda bf: bf.add_many(keys),
+        lambda bf: bf.update(peer_keys),
+        rounds=ROUNDS,
+        ours_setup=lambda: (ours_filter(mod, N),),
+        peer_setup=lambda: (peer_filter(N),),
+    )
+    benchmark.extra_info["metrics"]["paired_vs_peer"] = paired
 
 
 @pytest.mark.parametrize("group", ["digest32", "url"])
@@ -190,6 +199,15 @@ def test_lookup_ours(benchmark, group, kind, impl):
         **sizes(N),
     )
     assert out.all()
+    peer_keys = keys_for(group, N)
+    peer_bf = peer_filter(N)
+    peer_bf.update(peer_keys)
+    paired = paired_ratio(
+        lambda: bf.contains_many(keys, out=out),
+        lambda: [k in peer_bf for k in peer_keys],
+        rounds=ROUNDS,
+    )
+    benchmark.extra_info["metrics"]["paired_vs_peer"] = paired
 
 
 @pytest.mark.parametrize("group", ["digest32", "url"])

@@ -38,7 +38,7 @@ from functools import cache
 import numpy as np
 import pytest
 import xxhash
-from _harness import describe, scale
+from _harness import describe, paired_ratio, scale
 
 from meshcore.kernels import _chunker_py as twin
 from meshcore.kernels._chunking import expected_chunk_size
@@ -189,10 +189,16 @@ def test_boundaries_ours(benchmark, kind, avg):
     )
     ends = run(benchmark, lambda: mod.cut_points(data, avg // 4, avg, avg * 4), **labels)
     assert ends[-1] == len(data)
+    cdc = peer(avg)
     describe(
         benchmark,
         **labels,
         expected_ratio=expected_chunk_size(avg // 4, avg, avg * 4, 2) / avg,
+        paired_vs_peer=paired_ratio(
+            lambda: mod.cut_points(data, avg // 4, avg, avg * 4),
+            lambda: peer_pass(cdc, data),
+            rounds=ROUNDS,
+        ),
         **mean_metrics(len(data), len(ends), avg),
     )
 
@@ -230,6 +236,12 @@ def test_fingerprints_whole_ours(benchmark, kind, avg):
     metrics = mean_metrics(len(data), len(ends), avg)
     if kind == "text":
         metrics["unchanged_after_edits_pct"] = unchanged_pct("whole", kind, avg)
+    cdc = peer(avg)
+    metrics["paired_vs_peer"] = paired_ratio(
+        lambda: mod.chunk_fingerprints(data, avg // 4, avg, avg * 4),
+        lambda: peer_pass(cdc, data),
+        rounds=ROUNDS,
+    )
     describe(benchmark, **labels, **metrics)
 
 
@@ -248,6 +260,10 @@ def test_fingerprints_feed_ours(benchmark, kind, avg):
     metrics = mean_metrics(len(data), count, avg)
     if kind == "text":
         metrics["unchanged_after_edits_pct"] = unchanged_pct("feed", kind, avg)
+    cdc = peer(avg)
+    metrics["paired_vs_peer"] = paired_ratio(
+        lambda: ours_pass(mod, data, avg), lambda: peer_pass(cdc, data), rounds=ROUNDS
+    )
     describe(benchmark, **labels, **metrics)
 
 

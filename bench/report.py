@@ -3,9 +3,11 @@
 Usage: ``python bench/report.py RESULTS.json [--markdown]``
 
 Rows are grouped by ``benchmark.group``. In each group the row whose role is
-``peer`` is the yardstick: ``vs peer`` is the peer's median time divided by
-the row's median time, so ``1.8x`` means 1.8 times the peer's throughput. The
-conventions each benchmark follows are in ``bench/_harness.py``.
+``peer`` is the yardstick: ``vs peer`` is the row's throughput divided by the
+peer's (medians), so ``1.8x`` means 1.8 times the peer's throughput.
+``paired``, where a benchmark measured it, is the median of per-pair ratios
+with ours and the peer timed back to back (robust to a drifting machine; see
+``paired_ratio`` in ``bench/_harness.py``, with the other conventions).
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ def _si(value: float) -> str:
         if abs(value) >= factor:
             return f"{value / factor:.2f}{suffix}"
     return f"{value:.2f}"
+
+
+def _ratio(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:.0f}x"
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.2g}x"
 
 
 def _metric(value) -> str:
@@ -46,10 +56,12 @@ def build_rows(data: dict) -> dict[str, list[dict]]:
                 "median": median,
                 "rate": items / median if items and median > 0 else None,
                 "unit": info.get("unit", "ops"),
-                "metrics": info.get("metrics", {}),
+                "metrics": dict(info.get("metrics", {})),
             }
         )
     for rows in groups.values():
+        for row in rows:
+            row["paired"] = row["metrics"].pop("paired_vs_peer", None)
         peers = [r for r in rows if r["role"] == "peer"]
         for row in rows:
             row["vs_peer"] = None
@@ -68,22 +80,25 @@ def render(groups: dict[str, list[dict]], markdown: bool) -> str:
         rows = groups[group]
         if markdown:
             out.append(f"\n#### {group}\n")
-            out.append("| implementation | role | median | throughput | vs peer | metrics |")
-            out.append("|---|---|---|---|---|---|")
+            out.append(
+                "| implementation | role | median | throughput | vs peer | paired | metrics |"
+            )
+            out.append("|---|---|---|---|---|---|---|")
         else:
             out.append(f"\n== {group}")
         for r in rows:
             rate = f"{_si(r['rate'])} {r['unit']}/s" if r["rate"] else "-"
-            ratio = f"{r['vs_peer']:.2f}x" if r["vs_peer"] is not None else "-"
+            ratio = _ratio(r["vs_peer"])
+            paired = _ratio(r["paired"])
             metrics = ", ".join(f"{k}={_metric(v)}" for k, v in sorted(r["metrics"].items()))
             median = f"{r['median'] * 1e3:.3f} ms"
             if markdown:
-                cells = (r["impl"], r["role"], median, rate, ratio, metrics)
+                cells = (r["impl"], r["role"], median, rate, ratio, paired, metrics)
                 out.append("| " + " | ".join(cells) + " |")
             else:
                 out.append(
                     f"  {r['impl']:<28} {r['role']:<5} {median:>14} {rate:>16} "
-                    f"{ratio:>8}  {metrics}"
+                    f"{ratio:>8} {paired:>8}  {metrics}"
                 )
     return "\n".join(out) + "\n"
 

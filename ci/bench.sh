@@ -16,7 +16,7 @@ mkdir -p "$out"
 json=$out/$(date -u +%Y%m%dT%H%M%SZ).json
 extra=()
 if [ "$quick" = 1 ]; then extra=(--benchmark-max-time=0.2 --benchmark-min-rounds=3); fi
-MESHCORE_BENCH_QUICK=$quick "$PY" -m pytest "$ROOT/bench" -q -p no:cacheprovider \
+MESHCORE_BENCH_QUICK=$quick "$PY" -m pytest "$ROOT"/bench/bench_*.py -q -p no:cacheprovider \
     --benchmark-only --benchmark-json="$json" --benchmark-disable-gc \
     --benchmark-columns=median,ops,rounds "${extra[@]}" "$@" >"$out/pytest.log" 2>&1 || {
     cat "$out/pytest.log"; exit 1; }

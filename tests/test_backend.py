@@ -16,6 +16,7 @@ PUBLIC_MODULES = [
     "meshcore",
     "meshcore.errors",
     "meshcore.kernels",
+    "meshcore.kernels._args",
     "meshcore.kernels._bloom_format",
     "meshcore.kernels._chunking",
     "meshcore.kernels._graph",
