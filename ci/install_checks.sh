@@ -15,7 +15,7 @@ tar -C "$ROOT" --exclude=./.venv --exclude=./.git --exclude=./build --exclude='*
     --exclude='./ext/*.c' --exclude='./ext/*.html' -cf - . | (mkdir "$work/src" && tar -C "$work/src" -xf -)
 
 expect_backend() {  # wheel-dir expected-backend
-    local venv=$work/venv-$2
+    local venv=$work/venv-$(basename "$1")
     "${UV[@]}" venv --quiet --python python3 "$venv"
     VIRTUAL_ENV=$venv "${UV[@]}" pip install --quiet "$1"/*.whl
     (cd "$work" && "$venv/bin/python" - "$2" <<'PY'
