@@ -6,8 +6,23 @@ module raises live in :mod:`meshcore.errors` and are re-exported here.
 
 from __future__ import annotations
 
-from .errors import ConfigError, DecodeError, MeshcoreError
+from .errors import (
+    CacheError,
+    ConfigError,
+    DecodeError,
+    MeshcoreError,
+    PinnedOverBudgetError,
+    TraceFormatError,
+)
 
-__all__ = ["ConfigError", "DecodeError", "MeshcoreError", "__version__"]
+__all__ = [
+    "CacheError",
+    "ConfigError",
+    "DecodeError",
+    "MeshcoreError",
+    "PinnedOverBudgetError",
+    "TraceFormatError",
+    "__version__",
+]
 
 __version__ = "0.1.0"

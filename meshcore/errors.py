@@ -8,7 +8,14 @@ once. Classes that callers expect to be ``ValueError`` also derive from it.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DecodeError", "MeshcoreError"]
+__all__ = [
+    "CacheError",
+    "ConfigError",
+    "DecodeError",
+    "MeshcoreError",
+    "PinnedOverBudgetError",
+    "TraceFormatError",
+]
 
 
 class MeshcoreError(Exception):
@@ -31,3 +38,33 @@ class ConfigError(MeshcoreError, ValueError):
         self.key = key
         self.problem = problem
         super().__init__(f"{path}: {key}: {problem}")
+
+
+class TraceFormatError(DecodeError):
+    """A request-trace file has a malformed line; ``path`` and ``line`` say where."""
+
+    def __init__(self, path: str, line: int, problem: str) -> None:
+        self.path = path
+        self.line = line
+        self.problem = problem
+        super().__init__(f"{path}:{line}: {problem}")
+
+
+class CacheError(MeshcoreError):
+    """The node cache cannot do what was asked without breaking a retention rule."""
+
+
+class PinnedOverBudgetError(CacheError):
+    """Pinned content alone needs more bytes than the cache budget allows.
+
+    Raised instead of evicting anything pinned; ``pinned_bytes`` and
+    ``budget_bytes`` say by how much.
+    """
+
+    def __init__(self, pinned_bytes: int, budget_bytes: int) -> None:
+        self.pinned_bytes = pinned_bytes
+        self.budget_bytes = budget_bytes
+        super().__init__(
+            f"pinned content needs {pinned_bytes} bytes but the cache budget is "
+            f"{budget_bytes} bytes: unpin something or raise [cache] max_bytes"
+        )
