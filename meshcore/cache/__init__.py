@@ -8,6 +8,9 @@
   pins, expiry, last-replica protection; returns effects
   (:class:`StoreChunk`, :class:`FreeChunk`, :class:`Evicted`, ...).
 * :func:`evaluate` / :class:`Freshness` — HTTP freshness (RFC 9111).
+* Trace generators and libCacheSim trace readers (:func:`zipf_trace`,
+  :func:`read_csv_trace`, ...) and :func:`replay`, which measures object and
+  byte hit ratios of any policy (see ``docs/cache_harness.md``).
 
 See ``docs/cache.md``.
 """
@@ -34,7 +37,25 @@ from ._policies import (
     WTinyLFUPolicy,
     make_policy,
 )
+from ._replay import HitStats, replay, replay_many
 from ._sketch import FrequencySketch, key_hash
+from ._traces import (
+    Request,
+    TraceBlock,
+    ZipfSampler,
+    daily_blocks,
+    daily_trace,
+    lognormal_blocks,
+    lognormal_sizes,
+    lognormal_trace,
+    read_csv_trace,
+    read_plain_trace,
+    requests_from_blocks,
+    scan_blocks,
+    scan_trace,
+    zipf_blocks,
+    zipf_trace,
+)
 
 __all__ = [
     "POLICIES",
@@ -46,17 +67,35 @@ __all__ = [
     "FreeChunk",
     "FrequencySketch",
     "Freshness",
+    "HitStats",
     "ItemRejected",
     "ItemStored",
     "LRUPolicy",
     "PinnedOverBudget",
+    "Request",
     "SizeAwareTinyLFUPolicy",
     "StoreChunk",
+    "TraceBlock",
     "WTinyLFUPolicy",
+    "ZipfSampler",
+    "daily_blocks",
+    "daily_trace",
     "evaluate",
     "key_hash",
+    "lognormal_blocks",
+    "lognormal_sizes",
+    "lognormal_trace",
     "make_policy",
     "parse_cache_control",
     "parse_http_date",
+    "read_csv_trace",
+    "read_plain_trace",
     "refresh",
+    "replay",
+    "replay_many",
+    "requests_from_blocks",
+    "scan_blocks",
+    "scan_trace",
+    "zipf_blocks",
+    "zipf_trace",
 ]
