@@ -25,6 +25,13 @@ PUBLIC_MODULES = [
     "meshcore.kernels._chunker_py",
     "meshcore.kernels._routes_py",
     "meshcore.kernels._drr_py",
+    "meshcore.cache",
+    "meshcore.cache._sketch",
+    "meshcore.cache._policies",
+    "meshcore.cache._freshness",
+    "meshcore.cache._cache",
+    "meshcore.cache._traces",
+    "meshcore.cache._replay",
 ]
 
 
