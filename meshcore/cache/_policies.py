@@ -92,6 +92,20 @@ def _coerce_size(size: object) -> int:
         raise _bad_size(size) from None
 
 
+def _check_share(name: str, value: object, *, closed: bool, what: str = "a fraction") -> None:
+    """ValueError naming ``name`` unless ``value`` is a number in [0, 1] (or [0, 1))."""
+    upper = "]" if closed else ")"
+    ok = isinstance(value, (int, float)) and (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0)
+    if not ok:
+        raise ValueError(f"{name}: expected {what} in [0, 1{upper}, got {value!r}")
+
+
+def _check_count(name: str, value: object) -> None:
+    """ValueError naming ``name`` unless ``value`` is an integer >= 1."""
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+
+
 class CachePolicy:
     """Interface of every policy: residency and byte accounting of keys.
 
@@ -238,19 +252,15 @@ class WTinyLFUPolicy(CachePolicy):
         on_evict: EvictCallback | None = None,
     ) -> None:
         super().__init__(capacity_bytes, on_evict=on_evict)
-        if not isinstance(window, (int, float)) or not 0.0 <= window < 1.0:
-            raise ValueError(f"window: expected a fraction in [0, 1), got {window!r}")
-        if not isinstance(protected, (int, float)) or not 0.0 <= protected <= 1.0:
-            raise ValueError(f"protected: expected a fraction in [0, 1], got {protected!r}")
-        if not isinstance(sketch_factor, int) or sketch_factor < 1:
-            raise ValueError(f"sketch_factor: expected an integer >= 1, got {sketch_factor!r}")
+        _check_share("window", window, closed=False)
+        _check_share("protected", protected, closed=True)
+        _check_count("sketch_factor", sketch_factor)
         self._window_share = float(window)
         self._protected_share = float(protected)
         self._sketch_factor = sketch_factor
         self._sketch_depth = sketch_depth
         self._top_k = top_k
-        if not isinstance(sample, int) or sample < 1:
-            raise ValueError(f"sample: expected an integer >= 1, got {sample!r}")
+        _check_count("sample", sample)
         self._sample = sample
         self._window: OrderedDict[Hashable, int] = OrderedDict()
         self._probation: OrderedDict[Hashable, int] = OrderedDict()
@@ -461,12 +471,9 @@ class SizeAwareTinyLFUPolicy(CachePolicy):
         on_evict: EvictCallback | None = None,
     ) -> None:
         super().__init__(capacity_bytes, on_evict=on_evict)
-        if not isinstance(window, (int, float)) or not 0.0 <= window < 1.0:
-            raise ValueError(f"window: expected a fraction in [0, 1), got {window!r}")
-        if not isinstance(sketch_factor, int) or sketch_factor < 1:
-            raise ValueError(f"sketch_factor: expected an integer >= 1, got {sketch_factor!r}")
-        if not isinstance(size_exponent, (int, float)) or not 0.0 <= size_exponent <= 1.0:
-            raise ValueError(f"size_exponent: expected a number in [0, 1], got {size_exponent!r}")
+        _check_share("window", window, closed=False)
+        _check_count("sketch_factor", sketch_factor)
+        _check_share("size_exponent", size_exponent, closed=True, what="a number")
         # Value of an object = f × size^(1 − size_exponent); priority = L + value / size.
         self._unit_exp = size_exponent == 1.0
         self._size_weight = 1.0 - float(size_exponent)
@@ -483,8 +490,7 @@ class SizeAwareTinyLFUPolicy(CachePolicy):
         self._gen = 0
         #: GreedyDual inflation value L: priority of the last evicted object.
         self.clock = 0.0
-        if not isinstance(sample_factor, int) or sample_factor < 1:
-            raise ValueError(f"sample_factor: expected an integer >= 1, got {sample_factor!r}")
+        _check_count("sample_factor", sample_factor)
         self._sketch_args = (sketch_factor, sketch_depth, max_count, top_k, sample_factor)
         self._sketch_items = 64
         self.sketch: FrequencySketch = None  # type: ignore[assignment]

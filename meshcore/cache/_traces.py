@@ -196,15 +196,18 @@ def zipf_blocks(
     size = _check_int("size", size, 0)
     interval = _check_float("interval", interval, 0.0)
     block = _check_int("block", block, 1)
-    return _zipf_blocks(sampler, n_requests, size, interval, block)
+    return _sampled_blocks(
+        sampler, n_requests, interval, block, lambda keys: np.full(len(keys), size, np.int64)
+    )
 
 
-def _zipf_blocks(sampler, n_requests, size, interval, block):
+def _sampled_blocks(sampler, n_requests, interval, block, sizes_of):
+    """Blocks of ``n_requests`` keys drawn from ``sampler``; ``sizes_of(keys)`` sizes them."""
     done = 0
     while done < n_requests:
         n = min(block, n_requests - done)
         keys = sampler.sample(n)
-        yield TraceBlock(keys, np.full(n, size, np.int64), _request_times(done, n, interval))
+        yield TraceBlock(keys, sizes_of(keys), _request_times(done, n, interval))
         done += n
 
 
@@ -304,16 +307,7 @@ def lognormal_blocks(
     n_requests = _check_int("n_requests", n_requests, 0)
     interval = _check_float("interval", interval, 0.0)
     block = _check_int("block", block, 1)
-    return _lognormal_blocks(sampler, sizes, n_requests, interval, block)
-
-
-def _lognormal_blocks(sampler, sizes, n_requests, interval, block):
-    done = 0
-    while done < n_requests:
-        n = min(block, n_requests - done)
-        keys = sampler.sample(n)
-        yield TraceBlock(keys, sizes[keys], _request_times(done, n, interval))
-        done += n
+    return _sampled_blocks(sampler, n_requests, interval, block, lambda keys: sizes[keys])
 
 
 def daily_blocks(
