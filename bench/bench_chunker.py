@@ -218,71 +218,78 @@ def test_boundaries_peer(benchmark, kind, avg):
     describe(benchmark, **labels, **mean_metrics(len(data), count, avg))
 
 
+def fingerprint_row(benchmark, kind, avg, *, who, impl, role, fn, count_of):
+    """Time one row of a ``chunker-fingerprints-*`` group; return ``fn``'s result.
+
+    Adds the mean chunk size, the edit figure on text, and (for ours) the
+    paired ratio against the pyfastcdc pass.
+    """
+    data = dataset(kind)
+    labels = dict(
+        group=f"chunker-fingerprints-{kind}-{avg // 1024}k",
+        impl=impl,
+        role=role,
+        items=len(data),
+        unit="B",
+    )
+    result = run(benchmark, fn, **labels)
+    metrics = mean_metrics(len(data), count_of(result), avg)
+    if kind == "text":
+        metrics["unchanged_after_edits_pct"] = unchanged_pct(who, kind, avg)
+    if role == "ours":
+        cdc = peer(avg)
+        metrics["paired_vs_peer"] = paired_ratio(fn, lambda: peer_pass(cdc, data), rounds=ROUNDS)
+    describe(benchmark, **labels, **metrics)
+    return result
+
+
 @pytest.mark.parametrize(("kind", "avg"), CASES, ids=IDS)
 def test_fingerprints_whole_ours(benchmark, kind, avg):
     mod = compiled()
     data = dataset(kind)
-    labels = dict(
-        group=f"chunker-fingerprints-{kind}-{avg // 1024}k",
+    ends, fingerprints = fingerprint_row(
+        benchmark,
+        kind,
+        avg,
+        who="whole",
         impl="meshcore-compiled chunk_fingerprints (zero-copy)",
         role="ours",
-        items=len(data),
-        unit="B",
-    )
-    ends, fingerprints = run(
-        benchmark, lambda: mod.chunk_fingerprints(data, avg // 4, avg, avg * 4), **labels
+        fn=lambda: mod.chunk_fingerprints(data, avg // 4, avg, avg * 4),
+        count_of=lambda result: len(result[0]),
     )
     assert ends[-1] == len(data) and fingerprints.shape == (len(ends), 16)
-    metrics = mean_metrics(len(data), len(ends), avg)
-    if kind == "text":
-        metrics["unchanged_after_edits_pct"] = unchanged_pct("whole", kind, avg)
-    cdc = peer(avg)
-    metrics["paired_vs_peer"] = paired_ratio(
-        lambda: mod.chunk_fingerprints(data, avg // 4, avg, avg * 4),
-        lambda: peer_pass(cdc, data),
-        rounds=ROUNDS,
-    )
-    describe(benchmark, **labels, **metrics)
 
 
 @pytest.mark.parametrize(("kind", "avg"), CASES, ids=IDS)
 def test_fingerprints_feed_ours(benchmark, kind, avg):
     mod = compiled()
     data = dataset(kind)
-    labels = dict(
-        group=f"chunker-fingerprints-{kind}-{avg // 1024}k",
+    fingerprint_row(
+        benchmark,
+        kind,
+        avg,
+        who="feed",
         impl="meshcore-compiled Chunker.feed (copies chunks)",
         role="ours",
-        items=len(data),
-        unit="B",
+        fn=lambda: ours_pass(mod, data, avg),
+        count_of=int,
     )
-    count = run(benchmark, lambda: ours_pass(mod, data, avg), **labels)
-    metrics = mean_metrics(len(data), count, avg)
-    if kind == "text":
-        metrics["unchanged_after_edits_pct"] = unchanged_pct("feed", kind, avg)
-    cdc = peer(avg)
-    metrics["paired_vs_peer"] = paired_ratio(
-        lambda: ours_pass(mod, data, avg), lambda: peer_pass(cdc, data), rounds=ROUNDS
-    )
-    describe(benchmark, **labels, **metrics)
 
 
 @pytest.mark.parametrize(("kind", "avg"), CASES, ids=IDS)
 def test_fingerprints_peer(benchmark, kind, avg):
     data = dataset(kind)
     cdc = peer(avg)
-    labels = dict(
-        group=f"chunker-fingerprints-{kind}-{avg // 1024}k",
+    fingerprint_row(
+        benchmark,
+        kind,
+        avg,
+        who="peer",
         impl="pyfastcdc.cy cut_buf",
         role="peer",
-        items=len(data),
-        unit="B",
+        fn=lambda: peer_pass(cdc, data),
+        count_of=int,
     )
-    count = run(benchmark, lambda: peer_pass(cdc, data), **labels)
-    metrics = mean_metrics(len(data), count, avg)
-    if kind == "text":
-        metrics["unchanged_after_edits_pct"] = unchanged_pct("peer", kind, avg)
-    describe(benchmark, **labels, **metrics)
 
 
 @pytest.mark.parametrize(("kind", "avg"), CASES, ids=IDS)

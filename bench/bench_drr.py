@@ -125,33 +125,39 @@ def group(flows: int) -> str:
     return f"drr-dequeue-{flows}flows"
 
 
-@pytest.mark.parametrize("flows", FLOW_COUNTS)
-def test_dequeue_loop_ours(benchmark, flows):
-    mod = compiled()
+def time_dequeue_loop(benchmark, make, flows: int, drain: int, impl: str, role: str):
+    """Time ``drain`` single ``dequeue()`` calls on a prefilled scheduler; return the last one."""
     last = {}
 
     def setup():
-        sched = mod.DRRScheduler(quantum=QUANTUM)
-        prefill(sched, flows, DRAIN)
+        sched = make()
+        prefill(sched, flows, drain)
         last["sched"] = sched
         return (sched,), {}
 
     def run(sched):
         dequeue = sched.dequeue
-        for _ in range(DRAIN):
+        for _ in range(drain):
             dequeue()
 
-    describe(
-        benchmark,
-        group=group(flows),
-        impl="meshcore-compiled dequeue()",
-        role="ours",
-        items=DRAIN,
-        unit="dequeues",
-    )
+    describe(benchmark, group=group(flows), impl=impl, role=role, items=drain, unit="dequeues")
     benchmark.pedantic(run, setup=setup, rounds=ROUNDS, iterations=1)
-    assert len(last["sched"]) == flows * (-(-DRAIN // flows) + 1) - DRAIN
-    record_spread(benchmark, drr_spread(last["sched"], flows))
+    return last["sched"]
+
+
+@pytest.mark.parametrize("flows", FLOW_COUNTS)
+def test_dequeue_loop_ours(benchmark, flows):
+    mod = compiled()
+    sched = time_dequeue_loop(
+        benchmark,
+        lambda: mod.DRRScheduler(quantum=QUANTUM),
+        flows,
+        DRAIN,
+        "meshcore-compiled dequeue()",
+        "ours",
+    )
+    assert len(sched) == flows * (-(-DRAIN // flows) + 1) - DRAIN
+    record_spread(benchmark, drr_spread(sched, flows))
 
 
 @pytest.mark.parametrize("flows", FLOW_COUNTS)
@@ -190,54 +196,19 @@ def test_dequeue_many_ours(benchmark, flows):
 
 @pytest.mark.parametrize("flows", FLOW_COUNTS)
 def test_dequeue_twin(benchmark, flows):
-    last = {}
-
-    def setup():
-        sched = twin.DRRScheduler(quantum=QUANTUM)
-        prefill(sched, flows, TWIN_DRAIN)
-        last["sched"] = sched
-        return (sched,), {}
-
-    def run(sched):
-        dequeue = sched.dequeue
-        for _ in range(TWIN_DRAIN):
-            dequeue()
-
-    describe(
+    sched = time_dequeue_loop(
         benchmark,
-        group=group(flows),
-        impl="meshcore-pure dequeue()",
-        role="twin",
-        items=TWIN_DRAIN,
-        unit="dequeues",
+        lambda: twin.DRRScheduler(quantum=QUANTUM),
+        flows,
+        TWIN_DRAIN,
+        "meshcore-pure dequeue()",
+        "twin",
     )
-    benchmark.pedantic(run, setup=setup, rounds=ROUNDS, iterations=1)
-    record_spread(benchmark, drr_spread(last["sched"], flows))
+    record_spread(benchmark, drr_spread(sched, flows))
 
 
 @pytest.mark.parametrize("flows", FLOW_COUNTS)
 def test_dequeue_peer(benchmark, flows):
-    last = {}
-
-    def setup():
-        peer = HeapSCFQ()
-        last["per_flow"] = prefill(peer, flows, DRAIN)
-        last["peer"] = peer
-        return (peer,), {}
-
-    def run(peer):
-        dequeue = peer.dequeue
-        for _ in range(DRAIN):
-            dequeue()
-
-    describe(
-        benchmark,
-        group=group(flows),
-        impl="heapq SCFQ dequeue()",
-        role="peer",
-        items=DRAIN,
-        unit="dequeues",
-    )
-    benchmark.pedantic(run, setup=setup, rounds=ROUNDS, iterations=1)
-    peer, per_flow = last["peer"], last["per_flow"]
+    peer = time_dequeue_loop(benchmark, HeapSCFQ, flows, DRAIN, "heapq SCFQ dequeue()", "peer")
+    per_flow = -(-DRAIN // flows) + 1
     record_spread(benchmark, spread([per_flow - len(peer.queues[f]) for f in range(flows)]))
