@@ -7,20 +7,28 @@ module raises live in :mod:`meshcore.errors` and are re-exported here.
 from __future__ import annotations
 
 from .errors import (
+    AccessDeniedError,
     CacheError,
     ConfigError,
     DecodeError,
+    IntegrityError,
     MeshcoreError,
     PinnedOverBudgetError,
+    StorageError,
+    TopologyFormatError,
     TraceFormatError,
 )
 
 __all__ = [
+    "AccessDeniedError",
     "CacheError",
     "ConfigError",
     "DecodeError",
+    "IntegrityError",
     "MeshcoreError",
     "PinnedOverBudgetError",
+    "StorageError",
+    "TopologyFormatError",
     "TraceFormatError",
     "__version__",
 ]

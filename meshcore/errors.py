@@ -68,3 +68,47 @@ class PinnedOverBudgetError(CacheError):
             f"pinned content needs {pinned_bytes} bytes but the cache budget is "
             f"{budget_bytes} bytes: unpin something or raise [cache] max_bytes"
         )
+
+
+class TopologyFormatError(DecodeError):
+    """A topology file or routing-daemon output cannot be parsed.
+
+    ``path`` (file name or ``"<babeld socket>"``), ``format`` (``"olsr1-jsoninfo"``,
+    ``"netjson"``, ...) and ``position`` (``"line 12"``, ``"links[3].cost"``) say where.
+    """
+
+    def __init__(self, path: str, format: str, position: str, problem: str) -> None:
+        self.path = path
+        self.format = format
+        self.position = position
+        self.problem = problem
+        super().__init__(f"{path}: {format}: {position}: {problem}")
+
+
+class StorageError(MeshcoreError):
+    """The node's store cannot write: disk full (ENOSPC), byte budget exhausted, or I/O error.
+
+    Nothing partial is left behind when this is raised; ``path`` names the
+    file or folder concerned (empty when not applicable).
+    """
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class IntegrityError(DecodeError):
+    """Data does not match its digest or signature: a corrupt chunk, a forged manifest."""
+
+
+class AccessDeniedError(MeshcoreError):
+    """A principal asked for something its access level does not allow.
+
+    ``principal``, ``action`` and ``reason`` are kept as attributes.
+    """
+
+    def __init__(self, principal: str, action: str, reason: str) -> None:
+        self.principal = principal
+        self.action = action
+        self.reason = reason
+        super().__init__(f"{principal} may not {action}: {reason}")

@@ -1,0 +1,1 @@
+"""Usage analytics: metrics, mergeable aggregates, reports and exporters (issue 7)."""

@@ -1,0 +1,1 @@
+"""Bandwidth fairness: accounting, quotas, scheduling and congestion control (issue 6)."""
