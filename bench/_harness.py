@@ -5,8 +5,9 @@ Each benchmark test calls :func:`describe` on pytest-benchmark's fixture:
 * ``group``: one comparison (same workload, several implementations);
 * ``impl``: who is measured (``"meshcore-compiled"``, ``"meshcore-pure"``,
   ``"rbloom"``, ...);
-* ``role``: ``"ours"`` (the compiled kernel), ``"twin"`` (the pure twin) or
-  ``"peer"`` (the named library or bound we compare against);
+* ``role``: ``"ours"`` (meshcore, compiled kernels), ``"twin"`` (the pure
+  twin), ``"peer"`` (the named library we compare against) or ``"bound"``
+  (a target or theoretical bound, e.g. a time budget, timed or synthetic);
 * ``items``: how many operations one round performs (keys, bytes, dequeues),
   so that throughput can be printed;
 * ``metrics``: quality figures that are not times (false-positive rate, mean
@@ -34,8 +35,8 @@ def scale(full: int, quick: int) -> int:
 def describe(benchmark, *, group: str, impl: str, role: str, items: int, unit: str = "ops",
              **metrics: float) -> None:
     """Label one benchmark for the ratio table (see module docstring)."""
-    if role not in ("ours", "twin", "peer"):
-        raise ValueError(f"role: expected 'ours', 'twin' or 'peer', got {role!r}")
+    if role not in ("ours", "twin", "peer", "bound"):
+        raise ValueError(f"role: expected 'ours', 'twin', 'peer' or 'bound', got {role!r}")
     benchmark.group = group
     benchmark.extra_info.update(impl=impl, role=role, items=items, unit=unit)
     if metrics:

@@ -18,7 +18,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-ROLE_ORDER = {"ours": 0, "twin": 1, "peer": 2}
+ROLE_ORDER = {"ours": 0, "twin": 1, "peer": 2, "bound": 3}
 
 
 def _si(value: float) -> str:
@@ -62,12 +62,16 @@ def build_rows(data: dict) -> dict[str, list[dict]]:
     for rows in groups.values():
         for row in rows:
             row["paired"] = row["metrics"].pop("paired_vs_peer", None)
-        peers = [r for r in rows if r["role"] == "peer"]
+        # A named peer is the reference when there is one; otherwise a bound.
+        peers = [r for r in rows if r["role"] == "peer"] or [
+            r for r in rows if r["role"] == "bound"
+        ]
         for row in rows:
             row["vs_peer"] = None
-            if peers and row["role"] != "peer" and row["rate"] and peers[0]["rate"]:
+            reference = row["role"] in ("peer", "bound")
+            if peers and not reference and row["rate"] and peers[0]["rate"]:
                 row["vs_peer"] = row["rate"] / peers[0]["rate"]
-            elif peers and row["role"] != "peer" and row["median"] > 0:
+            elif peers and not reference and row["median"] > 0:
                 row["vs_peer"] = peers[0]["median"] / row["median"]
         rows.sort(key=lambda r: (ROLE_ORDER.get(r["role"], 9), r["impl"]))
     return groups
