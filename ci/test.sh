@@ -10,6 +10,14 @@ export COVERAGE_FILE=$ROOT/.coverage
 rm -f "$ROOT"/.coverage "$ROOT"/.coverage.*
 status=0
 
+echo "== emulation dependencies (babeld, iproute2)"
+bash "$ROOT/ci/emulation_deps.sh"
+if [ "$(id -u)" -eq 0 ] && ! command -v babeld >/dev/null 2>&1; then
+    # As root the emulation tests must run (issue 4), not skip.
+    echo "FAILED: running as root but babeld could not be installed" >&2
+    status=1
+fi
+
 echo "== ruff"
 "$PY" -m ruff check "$ROOT" || status=1
 

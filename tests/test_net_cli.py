@@ -170,3 +170,9 @@ def test_import_a_directory_and_diff_real_samples(capsys, tmp_path):
     )
     doc = json.loads(capsys.readouterr().out)
     assert doc["added_links"] and not doc["added_nodes"]
+
+
+def test_babeld_bad_address_is_a_usage_error_not_a_traceback(capsys):
+    assert main(["topology", "import", "--babeld", "nowhere"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("meshcore: ") and "babeld address" in err

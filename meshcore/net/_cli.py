@@ -90,7 +90,10 @@ def _import(args: argparse.Namespace) -> int:
     if args.babeld is not None:
         from meshcore.node.babeld import fetch_topology
 
-        topo = fetch_topology(args.babeld, timeout=args.timeout)
+        try:
+            topo = fetch_topology(args.babeld, timeout=args.timeout)
+        except ValueError as exc:  # a malformed address: a usage error, not a crash
+            raise _UsageError(str(exc)) from None
     else:
         topo = _load(args.file[0] if len(args.file) == 1 else args.file, args.format)
     self_id = args.self_id
