@@ -1,0 +1,370 @@
+"""Analytics cost: overhead on a hot loop, recording cost vs prometheus-client, report time.
+
+Run: ``PYTHONPATH=. .venv/bin/python -m pytest bench/bench_analytics.py --benchmark-only``
+(``MESHCORE_BENCH_QUICK=1`` for the short mode). Groups:
+
+* ``analytics-overhead-serve`` and ``analytics-overhead-cache``: the same hot
+  loop with analytics off (peer) and on (ours). The loop replays a Zipf(0.8)
+  trace (seeded) through :class:`meshcore.cache.ContentCache` (``request``,
+  and ``insert`` on a miss); ``-serve`` also serves every chunk of the item
+  from an in-memory store, verifying it with ``blake2b_256`` as a node does
+  before serving (DESIGN "Trust"); ``-cache`` is the policy decisions alone,
+  the cheapest possible loop and so the worst case for analytics' share.
+  With analytics on, each request also calls
+  :meth:`Collector.request_served` (tier ``local`` on a hit, ``mesh`` or
+  ``external`` on a miss; 500 users, 170 households). The metric
+  ``analytics_share`` = 1 - cpu_off / cpu_on, where both CPU times (process
+  clock, so other processes on the shared machine do not count) are summed
+  over blocks of 1,000 requests run alternately through twin caches without
+  and with analytics (``_interleaved_share``); ``analytics_us_per_request``
+  and ``loop_us_per_request`` are the same figures per request;
+  ``paired_vs_peer`` is the harness's whole-run wall-clock ratio
+  (:func:`_harness.paired_ratio`), much noisier. Target
+  < 1% (seed requirement < 5%). The serve loop replays the first
+  ``N_SERVE`` requests (30,000; 5,000 quick), the cache loop all
+  ``N_REQUESTS`` (100,000; 20,000 quick).
+* ``analytics-record-counter`` / ``analytics-record-histogram``: N increments
+  of a pre-bound labelled counter child (``inc(1)``) or N observations of a
+  pre-bound histogram child, ours vs prometheus-client's (peer), same loop.
+  ``paired_vs_peer`` > 1 means ours is faster; target ours <= 0.5 x the peer's
+  time per event, i.e. ``paired_vs_peer >= 2``.
+* ``analytics-report-year``: :func:`build_report` over a year of daily
+  rollups of 200 nodes (73,000 counter rows plus 365 mesh rows with
+  sketches) in a SQLite file; the peer is the bare SQL ``SUM`` of the tier
+  counters over the same rows (the floor of any report). Target (bound): the
+  report in under 2 s. Metrics: ``bound_s``, ``first_run_s`` (wall, cold),
+  ``cpu_s`` (process CPU time of that run, insensitive to other processes),
+  ``db_mib`` (the database file size).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+try:  # pytest adds bench/ to sys.path; a script run needs the same
+    from _harness import describe, paired_ratio, scale
+except ImportError:  # pragma: no cover - script from another directory
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _harness import describe, paired_ratio, scale
+
+from meshcore.analytics.events import Collector
+from meshcore.analytics.metrics import Registry
+from meshcore.analytics.report import MESH_NODE, build_report
+from meshcore.analytics.rollups import TIERS, Rollup, RollupStore, pack_sketches
+from meshcore.analytics.sketches import HyperLogLog, MisraGries
+from meshcore.cache import ContentCache
+from meshcore.kernels import blake2b_256
+
+prometheus_client = pytest.importorskip(
+    "prometheus_client", reason="prometheus-client (bench peer) is not installed"
+)
+
+SEED = 20261125
+N_REQUESTS = scale(100_000, 20_000)
+N_SERVE = scale(30_000, 5_000)  # the serve loop hashes ~40 KiB per request
+N_OBJECTS = 20_000
+CHUNK = 16 * 1024
+POOL = 64
+N_EVENTS = scale(1_000_000, 100_000)
+PAIRS = scale(7, 3)
+T0 = 1_763_942_400.0
+
+
+# -- overhead -------------------------------------------------------------------
+
+
+def _trace():
+    rng = np.random.default_rng(SEED)
+    ranks = np.arange(1, N_OBJECTS + 1, dtype=np.float64) ** -0.8
+    keys = rng.choice(N_OBJECTS, size=N_REQUESTS, p=ranks / ranks.sum())
+    n_chunks = rng.integers(1, 5, size=N_OBJECTS)
+    rnd = random.Random(SEED)
+    pool = [rnd.randbytes(CHUNK) for _ in range(POOL)]
+    digests = [blake2b_256(b) for b in pool]
+    items = {}
+    for k in range(N_OBJECTS):
+        refs = [(k * 7 + i) % POOL for i in range(int(n_chunks[k]))]
+        items[k] = refs
+    users = [f"02:00:00:00:{u // 256:02x}:{u % 256:02x}" for u in range(500)]
+    trace = []
+    for i, k in enumerate(keys.tolist()):
+        u = rnd.randrange(500)
+        trace.append((k, f"{k:064x}", users[u], f"house-{u // 3}", T0 + i * 0.05))
+    return trace, items, pool, digests
+
+
+_TRACE = None
+
+
+def _workload():
+    global _TRACE
+    if _TRACE is None:
+        _TRACE = _trace()
+    return _TRACE
+
+
+def _requests(cache, trace, items, pool, digests, *, serve: bool, collector):
+    request = cache.request
+    insert = cache.insert
+    record = collector.request_served if collector is not None else None
+    for key, content, user, house, now in trace:
+        refs = items[key]
+        hit, _ = request(key, now=now)
+        if not hit:
+            insert(key, [(digests[r], CHUNK) for r in refs], now=now)
+        nbytes = CHUNK * len(refs)
+        if serve:
+            for r in refs:
+                if blake2b_256(pool[r]) != digests[r]:
+                    raise AssertionError("corrupt chunk")
+        if record is not None:
+            tier = "local" if hit else ("mesh" if key & 1 else "external")
+            record(content, user, tier, nbytes, now=now, household=house)
+
+
+def _loop(trace, items, pool, digests, *, serve: bool, collector):
+    # Budget: ~10% of the distinct chunk bytes, so there are hits and misses.
+    cache = ContentCache(N_OBJECTS * 2 * CHUNK // 10)
+    _requests(cache, trace, items, pool, digests, serve=serve, collector=collector)
+
+
+def _interleaved_share(trace, items, pool, digests, *, serve: bool, block: int = 1000):
+    """CPU-time share of analytics, measured block by block on twin caches.
+
+    Two caches (one per variant) see the same requests in lockstep: each block
+    of ``block`` requests is run through the plain loop and through the loop
+    with analytics, alternating which goes first, timed with the process CPU
+    clock (``time.process_time``) so that other processes on a shared
+    machine do not count. Both caches make identical decisions, so the only
+    difference is the analytics call. Returns (share, cpu_off, cpu_on).
+    """
+    off_cache = ContentCache(N_OBJECTS * 2 * CHUNK // 10)
+    on_cache = ContentCache(N_OBJECTS * 2 * CHUNK // 10)
+    col = Collector("bench", now=T0, salt="bench-salt-0123456")
+    t_off = t_on = 0.0
+    clock = time.process_time
+    for b, i in enumerate(range(0, len(trace), block)):
+        part = trace[i : i + block]
+        order = ((off_cache, None), (on_cache, col))
+        for cache, collector in order if b % 2 else order[::-1]:
+            t0 = clock()
+            _requests(cache, part, items, pool, digests, serve=serve, collector=collector)
+            dt = clock() - t0
+            if collector is None:
+                t_off += dt
+            else:
+                t_on += dt
+    return 1.0 - t_off / t_on, t_off, t_on
+
+
+def _overhead(benchmark, serve: bool, on: bool):
+    trace, items, pool, digests = _workload()
+    if serve:
+        trace = trace[:N_SERVE]
+
+    def run(col):
+        _loop(trace, items, pool, digests, serve=serve, collector=col)
+
+    def setup_on():
+        return (Collector("bench", now=T0, salt="bench-salt-0123456"),)
+
+    def setup_off():
+        return (None,)
+
+    def pedantic_on():  # pytest-benchmark wants (args, kwargs)
+        return setup_on(), {}
+
+    def pedantic_off():
+        return setup_off(), {}
+
+    group = f"analytics-overhead-{'serve' if serve else 'cache'}"
+    if on:
+        ratio = paired_ratio(run, run, rounds=PAIRS, ours_setup=setup_on, peer_setup=setup_off)
+        share, cpu_off, cpu_on = _interleaved_share(trace, items, pool, digests, serve=serve)
+        describe(benchmark, group=group, impl="loop+analytics", role="ours", items=len(trace),
+                 unit="requests", paired_vs_peer=ratio, analytics_share=share,
+                 analytics_us_per_request=(cpu_on - cpu_off) / len(trace) * 1e6,
+                 loop_us_per_request=cpu_off / len(trace) * 1e6)
+        benchmark.pedantic(run, setup=pedantic_on, rounds=scale(3, 1), iterations=1)
+    else:
+        describe(benchmark, group=group, impl="loop (analytics off)", role="peer",
+                 items=len(trace), unit="requests")
+        benchmark.pedantic(run, setup=pedantic_off, rounds=scale(3, 1), iterations=1)
+
+
+@pytest.mark.parametrize("on", [True, False], ids=["on", "off"])
+def test_overhead_serve(benchmark, on):
+    _overhead(benchmark, True, on)
+
+
+@pytest.mark.parametrize("on", [True, False], ids=["on", "off"])
+def test_overhead_cache(benchmark, on):
+    _overhead(benchmark, False, on)
+
+
+# -- recording cost ---------------------------------------------------------------
+
+
+def _ours_counter():
+    c = Registry().counter("meshcore_requests", "h", ("tier",)).labels(tier="mesh")
+
+    def run():
+        inc = c.inc
+        for _ in range(N_EVENTS):
+            inc(1)
+
+    return run
+
+
+def _peer_counter():
+    reg = prometheus_client.CollectorRegistry()
+    c = prometheus_client.Counter("meshcore_requests", "h", ("tier",), registry=reg)
+    child = c.labels(tier="mesh")
+
+    def run():
+        inc = child.inc
+        for _ in range(N_EVENTS):
+            inc(1)
+
+    return run
+
+
+_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_VALUES = [random.Random(3).expovariate(4.0) for _ in range(1024)]
+
+
+def _ours_histogram():
+    h = Registry().histogram("lat", "h", ("tier",), buckets=_BUCKETS).labels("mesh")
+
+    def run():
+        observe = h.observe
+        values = _VALUES
+        for i in range(N_EVENTS):
+            observe(values[i & 1023])
+
+    return run
+
+
+def _peer_histogram():
+    reg = prometheus_client.CollectorRegistry()
+    h = prometheus_client.Histogram("lat", "h", ("tier",), buckets=_BUCKETS, registry=reg)
+    child = h.labels("mesh")
+
+    def run():
+        observe = child.observe
+        values = _VALUES
+        for i in range(N_EVENTS):
+            observe(values[i & 1023])
+
+    return run
+
+
+@pytest.mark.parametrize("kind", ["counter", "histogram"])
+@pytest.mark.parametrize("who", ["meshcore", "prometheus-client"])
+def test_record(benchmark, kind, who):
+    ours = _ours_counter() if kind == "counter" else _ours_histogram()
+    peer = _peer_counter() if kind == "counter" else _peer_histogram()
+    group = f"analytics-record-{kind}"
+    if who == "meshcore":
+        ratio = paired_ratio(ours, peer, rounds=PAIRS)
+        describe(benchmark, group=group, impl="meshcore (pre-bound child)", role="ours",
+                 items=N_EVENTS, unit="events", paired_vs_peer=ratio)
+        benchmark.pedantic(ours, rounds=scale(5, 2), iterations=1)
+    else:
+        describe(benchmark, group=group, impl=f"prometheus-client {prometheus_client.__name__}",
+                 role="peer", items=N_EVENTS, unit="events")
+        benchmark.pedantic(peer, rounds=scale(5, 2), iterations=1)
+
+
+# -- report over a year ---------------------------------------------------------------
+
+N_NODES = scale(200, 40)
+N_DAYS = 365
+_STORE: dict = {}
+
+
+@pytest.fixture(scope="module")
+def year_store(tmp_path_factory) -> tuple[str, int]:
+    """A rollup database with a year of daily rows for N_NODES nodes (built once)."""
+    path = str(tmp_path_factory.mktemp("analytics") / "rollups.db")
+    return build_year_store(path)
+
+
+def build_year_store(path: str) -> tuple[str, int]:
+    """Write a year of daily rollups of N_NODES nodes plus mesh rows; (path, bytes)."""
+    store = RollupStore(path)
+    rnd = random.Random(SEED)
+    start = int(T0) - N_DAYS * 86400
+    rows = []
+    for day in range(N_DAYS):
+        t = start + day * 86400
+        for n in range(N_NODES):
+            req = {tier: rnd.randrange(100, 5000) for tier in TIERS}
+            counters = {f"req_{tier}": v for tier, v in req.items()}
+            counters.update({f"bytes_{tier}": v * 200_000 for tier, v in req.items()})
+            counters["bytes_to_peers"] = rnd.randrange(10**9)
+            counters["req_to_peers"] = rnd.randrange(5000)
+            counters["outage_seconds"] = float(rnd.choice((0, 0, 0, 600)))
+            hours = tuple(rnd.randrange(0, 400) for _ in range(24))
+            rows.append(Rollup(f"router-{n:03d}", "day", t, counters, users=rnd.randrange(300),
+                               households=rnd.randrange(100), jfi=rnd.uniform(0.5, 1.0),
+                               hours=hours))
+        users, houses, top = HyperLogLog(12), HyperLogLog(12), MisraGries(100)
+        for _ in range(3000):
+            u = rnd.randrange(20_000)
+            users.add(f"user{u}")
+            houses.add(f"house{u // 3}")
+        top.add_counts(collections.Counter(
+            f"{int(rnd.paretovariate(1.0)):064x}" for _ in range(20_000)))
+        rows.append(Rollup(MESH_NODE, "day", t, {}, users=round(users.estimate()),
+                           jfi=rnd.uniform(0.5, 1.0),
+                           sketch=pack_sketches(users, houses, top, top_limit=32)))
+    store.write(rows)
+    store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    _STORE["start"] = start
+    return path, os.path.getsize(path)
+
+
+def _report(path):
+    with RollupStore(path) as store:
+        return build_report(store, start=_STORE["start"], end=T0, price_per_gb=0.1,
+                            resolution="day")
+
+
+def _sql_sum(path):
+    db = sqlite3.connect(path)
+    cols = ", ".join(f"SUM(req_{t}), SUM(bytes_{t})" for t in TIERS)
+    row = db.execute(f"SELECT {cols} FROM rollup WHERE res = 'day' AND node != '*'").fetchone()
+    db.close()
+    return row
+
+
+@pytest.mark.parametrize("who", ["report", "sql-sum"])
+def test_report_year(benchmark, who, year_store):
+    path, size = year_store
+    rows = N_NODES * N_DAYS
+    if who == "report":
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        report = _report(path)
+        cpu = time.process_time() - c0
+        first = time.perf_counter() - t0
+        assert report["nodes"] == N_NODES
+        describe(benchmark, group="analytics-report-year", impl="build_report (200 nodes x 365 d)",
+                 role="ours", items=rows, unit="rollups", bound_s=2.0, first_run_s=first, cpu_s=cpu,
+                 db_mib=size / 2**20)
+        benchmark.pedantic(_report, args=(path,), rounds=scale(3, 1), iterations=1)
+    else:
+        describe(benchmark, group="analytics-report-year", impl="sqlite SUM of tier counters",
+                 role="peer", items=rows, unit="rollups")
+        benchmark.pedantic(_sql_sum, args=(path,), rounds=scale(3, 1), iterations=1)

@@ -1,0 +1,102 @@
+"""``meshcore analytics report``: write a report (JSON, CSV, Markdown, charts) for a range.
+
+Thin: loads the config, opens the rollup store, calls
+:func:`~meshcore.analytics.report.build_report` and writes files. Exit codes:
+0 success, 1 a clear error (``meshcore: ...`` on stderr), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..config import load_config
+from ..errors import ConfigError
+from .exporters import to_json
+from .report import build_report, report_csv, report_markdown
+from .rollups import RollupStore
+from .settings import AnalyticsSettings
+
+__all__ = ["register"]
+
+
+def register(subparsers) -> None:
+    """Add ``analytics`` and its ``report`` subcommand to the ``meshcore`` parser."""
+    analytics = subparsers.add_parser("analytics", help="usage reports from local history")
+    sub = analytics.add_subparsers(dest="analytics_command", metavar="SUBCOMMAND")
+    analytics.set_defaults(handler=lambda args: _usage(analytics))
+    p = sub.add_parser("report", help="write a report for a time range")
+    p.add_argument("--config", required=True, help="node TOML file with an [analytics] table")
+    p.add_argument("--db", help="rollup database (default: [analytics] rollup_path)")
+    p.add_argument("--from", dest="start", required=True,
+                   help="range start: YYYY-MM-DD (UTC) or Unix seconds")
+    p.add_argument("--to", dest="end", required=True,
+                   help="range end (exclusive): YYYY-MM-DD (UTC) or Unix seconds")
+    p.add_argument("--resolution", default="auto", choices=("auto", "minute", "hour", "day"))
+    p.add_argument("--out", required=True, type=Path, help="folder for the report files")
+    p.add_argument("--charts", action="store_true", help="also draw PNG and SVG charts")
+    p.set_defaults(handler=_report)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _when(text: str, option: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        raise ValueError(f"{option}: expected YYYY-MM-DD or Unix seconds, got {text!r}") from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    settings = AnalyticsSettings.from_config(cfg)
+    db = args.db or settings.rollup_path
+    if not db:
+        raise ConfigError(cfg.path, "analytics.rollup_path", "required (or pass --db)")
+    try:
+        start = _when(args.start, "--from")
+        end = _when(args.end, "--to")
+    except ValueError as exc:
+        print(f"meshcore: {exc}", file=sys.stderr)
+        return 2
+    with RollupStore(db) as store:
+        if store.recovered is not None:
+            print(
+                f"meshcore: warning: {store.recovered.reason}; moved to "
+                f"{store.recovered.moved_to} and started an empty history",
+                file=sys.stderr,
+            )
+        try:
+            report = build_report(
+                store, start=start, end=end, price_per_gb=settings.price_per_gb,
+                currency=settings.currency, k_anonymity=settings.k_anonymity,
+                resolution=args.resolution,
+            )
+        except ValueError as exc:
+            print(f"meshcore: {exc}", file=sys.stderr)
+            return 1
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(to_json(report) + "\n", encoding="utf-8")
+    for name, text in report_csv(report).items():
+        (out / f"{name}.csv").write_text(text, encoding="utf-8")
+    (out / "summary.md").write_text(report_markdown(report), encoding="utf-8")
+    if args.charts:
+        from .charts import render_charts
+
+        try:
+            render_charts(report, out)
+        except ImportError as exc:
+            print(f"meshcore: {exc}", file=sys.stderr)
+            return 1
+    print(out)
+    return 0
