@@ -4,7 +4,7 @@
 # Usage: ci/test.sh [extra pytest args]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
-meshcore_setup "test,dev"
+meshcore_setup "test,dev,plot"
 
 export COVERAGE_FILE=$ROOT/.coverage
 rm -f "$ROOT"/.coverage "$ROOT"/.coverage.*
