@@ -269,16 +269,6 @@ def _mismatches(lab: Lab) -> dict[str, list[str]]:
     return out
 
 
-# The peer-exchange propagation of a cut and the re-convergence after the
-# repair depend on the discovery core's peer exchange (meshcore.net.discovery),
-# which re-advertises indirect peers back to the neighbour they came from and
-# keeps a tombstone for a router that never learns it was declared gone; see
-# the DRV report of issue 4. Non-strict xfail: these pass once that is fixed.
-PEX_XFAIL = pytest.mark.xfail(
-    strict=False,
-    reason="discovery peer exchange keeps ghost peers after a partition (issue 4, DISC)",
-)
-
 
 def test_link_cut_is_detected_and_repaired(lab):
     _wait(lambda: _everyone_knows_everyone(lab), 20, "a converged network before the cut", lab)
@@ -318,7 +308,6 @@ def test_link_cut_is_detected_and_repaired(lab):
     assert repaired < 40
 
 
-@PEX_XFAIL
 def test_cut_propagates_to_the_other_segment(lab):
     after = getattr(lab, "a1_after_cut", None)
     if after is None:
@@ -326,7 +315,6 @@ def test_cut_propagates_to_the_other_segment(lab):
     assert not set(SEG_B) & set(after), f"a1 still lists segment B after the cut: {after}"
 
 
-@PEX_XFAIL
 def test_everyone_knows_everyone_again_after_the_repair(lab):
     after = getattr(lab, "after_repair", None)
     if after is None:
