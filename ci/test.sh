@@ -26,8 +26,11 @@ MESHCORE_EXPECT_COMPILED=1 COVERAGE_FILE=$ROOT/.coverage.compiled \
     "$PY" -m pytest -q -p no:cacheprovider --cov=meshcore --cov-report= "$@" || status=1
 
 echo "== tests, pure backend (MESHCORE_PURE=1)"
+# Whole-mesh scenarios and the netns emulation exercise policy cores, not
+# kernels: they run once, in the compiled pass above.
 MESHCORE_PURE=1 COVERAGE_FILE=$ROOT/.coverage.pure \
-    "$PY" -m pytest -q -p no:cacheprovider --cov=meshcore --cov-report= "$@" || status=1
+    "$PY" -m pytest -q -p no:cacheprovider --cov=meshcore --cov-report= \
+    -m "not scenario" --ignore="$ROOT/tests/emulation" "$@" || status=1
 
 echo "== coverage gates"
 "$PY" -m coverage combine --quiet "$ROOT"/.coverage.compiled "$ROOT"/.coverage.pure || status=1

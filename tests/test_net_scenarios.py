@@ -31,6 +31,11 @@ from meshcore.sim import (
 
 discovery = pytest.importorskip("meshcore.net.discovery")
 
+# Whole-mesh runs of the policy cores: CI runs them once, on the compiled
+# backend (ci/test.sh deselects the "scenario" mark in the pure pass); the
+# kernels they use have their own differential tests on both backends.
+pytestmark = pytest.mark.scenario
+
 KEY = b"meshcore-sim-test-community-key!"
 
 
