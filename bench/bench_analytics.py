@@ -3,6 +3,20 @@
 Run: ``PYTHONPATH=. .venv/bin/python -m pytest bench/bench_analytics.py --benchmark-only``
 (``MESHCORE_BENCH_QUICK=1`` for the short mode). Groups:
 
+* ``analytics-overhead-store``: the issue's hot loop, serving chunks from
+  the real content store. A :class:`meshcore.content.store.ChunkStore`
+  (temporary folder, ``fsync=False``) holds 64 MiB (8 quick) of random,
+  incompressible items of 1-8 MiB cut with the node's default chunk sizes
+  (``[content] chunk_min/avg/max`` = 64 KiB / 256 KiB / 1 MiB, so ~240 KiB
+  per chunk); 4,000 reads (800 quick) of a Zipf(0.8)-chosen item's chunk,
+  each through the public ``store.get(digest)`` (header, xxh3 and
+  BLAKE2b-256 checked). With analytics on, each chunk served is one
+  :meth:`Collector.request_served` (tier ``local``). Reads are 0.25 s apart
+  in event time (4 a second, ~8 Mbit/s: a busy node; the minute windows
+  close every 240 reads) starting at 18:00, and the collector has seen the
+  same users in the previous hour (a running node: pseudonyms cached), so
+  the measured stretch includes one hour close and every user's first
+  sight of the new hour. Off and on alternate in blocks of 50 reads.
 * ``analytics-overhead-serve`` and ``analytics-overhead-cache``: the same hot
   loop with analytics off (peer) and on (ours). The loop replays a Zipf(0.8)
   trace (seeded) through :class:`meshcore.cache.ContentCache` (``request``,
@@ -12,17 +26,25 @@ Run: ``PYTHONPATH=. .venv/bin/python -m pytest bench/bench_analytics.py --benchm
   the cheapest possible loop and so the worst case for analytics' share.
   With analytics on, each request also calls
   :meth:`Collector.request_served` (tier ``local`` on a hit, ``mesh`` or
-  ``external`` on a miss; 500 users, 170 households). The metric
-  ``analytics_share`` = 1 - cpu_off / cpu_on, where both CPU times (process
-  clock, so other processes on the shared machine do not count) are summed
-  over blocks of 1,000 requests run alternately through twin caches without
-  and with analytics (``_interleaved_share``); ``analytics_us_per_request``
-  and ``loop_us_per_request`` are the same figures per request;
-  ``paired_vs_peer`` is the harness's whole-run wall-clock ratio
-  (:func:`_harness.paired_ratio`), much noisier. Target
-  < 1% (seed requirement < 5%). The serve loop replays the first
-  ``N_SERVE`` requests (30,000; 5,000 quick), the cache loop all
-  ``N_REQUESTS`` (100,000; 20,000 quick).
+  ``external`` on a miss; 500 users, 170 households). The serve loop
+  replays the first ``N_SERVE`` requests (30,000; 5,000 quick), the cache
+  loop all ``N_REQUESTS`` (100,000; 20,000 quick), 0.05 s apart.
+
+  Metrics of the three overhead groups: ``analytics_share`` = 1 - cpu_off /
+  cpu_on, where both CPU times (process clock, so other processes on the
+  shared machine do not count) are summed over blocks run alternately
+  without and with analytics (twin caches in lockstep for the cache loops,
+  ``_interleaved_share``; the same store for the store loop,
+  ``_store_share``), alternating which goes first; ``share_stderr`` its
+  standard error from the spread of the per-block differences;
+  ``analytics_us_per_request`` and ``loop_us_per_request`` the same per
+  request. ``isolated_us_per_request`` is the same ``request_served`` calls
+  replayed alone (best of 3; tiers approximated for the cache loops) and
+  ``isolated_share`` = isolated / (isolated + loop): the cost without the
+  cache misses the loop's own work inflicts on the collector's data, a
+  lower bound of the in-loop figure. ``paired_vs_peer`` is the harness's
+  whole-run wall-clock ratio (:func:`_harness.paired_ratio`), much noisier.
+  Target < 1% (seed requirement < 5%).
 * ``analytics-record-counter`` / ``analytics-record-histogram``: N increments
   of a pre-bound labelled counter child (``inc(1)``) or N observations of a
   pre-bound histogram child, ours vs prometheus-client's (peer), same loop.
@@ -40,10 +62,13 @@ Run: ``PYTHONPATH=. .venv/bin/python -m pytest bench/bench_analytics.py --benchm
 from __future__ import annotations
 
 import collections
+import math
 import os
 import random
 import sqlite3
+import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,7 +87,9 @@ from meshcore.analytics.report import MESH_NODE, build_report
 from meshcore.analytics.rollups import TIERS, Rollup, RollupStore, pack_sketches
 from meshcore.analytics.sketches import HyperLogLog, MisraGries
 from meshcore.cache import ContentCache
-from meshcore.kernels import blake2b_256
+from meshcore.content.settings import ContentSettings
+from meshcore.content.store import ChunkStore
+from meshcore.kernels import blake2b_256, cut_points
 
 prometheus_client = pytest.importorskip(
     "prometheus_client", reason="prometheus-client (bench peer) is not installed"
@@ -71,12 +98,17 @@ prometheus_client = pytest.importorskip(
 SEED = 20261125
 N_REQUESTS = scale(100_000, 20_000)
 N_SERVE = scale(30_000, 5_000)  # the serve loop hashes ~40 KiB per request
+STORE_MIB = scale(64, 8)  # random (incompressible) bytes cut into the node's default chunks
+N_STORE = scale(4_000, 800)  # chunk reads in the store loop (~256 KiB each)
+STORE_BLOCK = 50
+STORE_SPACING = 0.25  # s between reads: ~8 Mbit/s of ~240 KiB chunks, a busy node
 N_OBJECTS = 20_000
 CHUNK = 16 * 1024
 POOL = 64
 N_EVENTS = scale(1_000_000, 100_000)
 PAIRS = scale(7, 3)
 T0 = 1_763_942_400.0
+STORE_T0 = T0 + 18 * 3600  # 18:00 UTC: the measured hour closes an hour, not a day
 
 
 # -- overhead -------------------------------------------------------------------
@@ -137,6 +169,43 @@ def _loop(trace, items, pool, digests, *, serve: bool, collector):
     _requests(cache, trace, items, pool, digests, serve=serve, collector=collector)
 
 
+def _share_stats(pairs: list[tuple[float, float]], n: int) -> dict[str, float]:
+    """Metrics from (cpu_off, cpu_on) per block pair, for ``n`` requests in all.
+
+    ``analytics_share`` = 1 - sum(off) / sum(on); ``share_stderr`` is its
+    standard error from the spread of the per-pair differences (on - off),
+    so a share below ~2 stderr is indistinguishable from zero in this run.
+    """
+    off = math.fsum(p[0] for p in pairs)
+    on = math.fsum(p[1] for p in pairs)
+    diffs = [b - a for a, b in pairs]
+    sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+    return {
+        "analytics_share": 1.0 - off / on,
+        "share_stderr": sd * math.sqrt(len(diffs)) / on,
+        "analytics_us_per_request": (on - off) / n * 1e6,
+        "loop_us_per_request": off / n * 1e6,
+    }
+
+
+def _isolated_us(calls, *, warm: bool = False) -> float:
+    """Process CPU µs per call of the same ``request_served`` calls replayed alone
+    (best of 3): the analytics cost without the loop around it. The collector
+    is fresh, or with ``warm`` has seen the same calls an hour earlier."""
+    best = math.inf
+    for _ in range(3):
+        col = Collector("bench", now=calls[0][-1] - 3600, salt="bench-salt-0123456")
+        if warm:
+            for content, user, tier, nbytes, house, now in calls:
+                col.request_served(content, user, tier, nbytes, now=now - 3600, household=house)
+        record = col.request_served
+        t0 = time.process_time()
+        for content, user, tier, nbytes, house, now in calls:
+            record(content, user, tier, nbytes, now=now, household=house)
+        best = min(best, time.process_time() - t0)
+    return best / len(calls) * 1e6
+
+
 def _interleaved_share(trace, items, pool, digests, *, serve: bool, block: int = 1000):
     """CPU-time share of analytics, measured block by block on twin caches.
 
@@ -150,20 +219,18 @@ def _interleaved_share(trace, items, pool, digests, *, serve: bool, block: int =
     off_cache = ContentCache(N_OBJECTS * 2 * CHUNK // 10)
     on_cache = ContentCache(N_OBJECTS * 2 * CHUNK // 10)
     col = Collector("bench", now=T0, salt="bench-salt-0123456")
-    t_off = t_on = 0.0
+    pairs = []
     clock = time.process_time
     for b, i in enumerate(range(0, len(trace), block)):
         part = trace[i : i + block]
         order = ((off_cache, None), (on_cache, col))
+        times = {}
         for cache, collector in order if b % 2 else order[::-1]:
             t0 = clock()
             _requests(cache, part, items, pool, digests, serve=serve, collector=collector)
-            dt = clock() - t0
-            if collector is None:
-                t_off += dt
-            else:
-                t_on += dt
-    return 1.0 - t_off / t_on, t_off, t_on
+            times[collector is None] = clock() - t0
+        pairs.append((times[True], times[False]))
+    return _share_stats(pairs, len(trace))
 
 
 def _overhead(benchmark, serve: bool, on: bool):
@@ -189,11 +256,14 @@ def _overhead(benchmark, serve: bool, on: bool):
     group = f"analytics-overhead-{'serve' if serve else 'cache'}"
     if on:
         ratio = paired_ratio(run, run, rounds=PAIRS, ours_setup=setup_on, peer_setup=setup_off)
-        share, cpu_off, cpu_on = _interleaved_share(trace, items, pool, digests, serve=serve)
+        stats = _interleaved_share(trace, items, pool, digests, serve=serve)
+        calls = [(content, user, "local" if k % 3 == 0 else ("mesh" if k & 1 else "external"),
+                  CHUNK * len(items[k]), house, now)
+                 for k, content, user, house, now in trace]
+        iso = _isolated_us(calls)
         describe(benchmark, group=group, impl="loop+analytics", role="ours", items=len(trace),
-                 unit="requests", paired_vs_peer=ratio, analytics_share=share,
-                 analytics_us_per_request=(cpu_on - cpu_off) / len(trace) * 1e6,
-                 loop_us_per_request=cpu_off / len(trace) * 1e6)
+                 unit="requests", paired_vs_peer=ratio, isolated_us_per_request=iso,
+                 isolated_share=iso / (iso + stats["loop_us_per_request"]), **stats)
         benchmark.pedantic(run, setup=pedantic_on, rounds=scale(3, 1), iterations=1)
     else:
         describe(benchmark, group=group, impl="loop (analytics off)", role="peer",
@@ -209,6 +279,137 @@ def test_overhead_serve(benchmark, on):
 @pytest.mark.parametrize("on", [True, False], ids=["on", "off"])
 def test_overhead_cache(benchmark, on):
     _overhead(benchmark, False, on)
+
+
+# -- serving chunks from the content store ------------------------------------------
+
+
+_STORE_STATE: dict = {}
+
+
+def _store_workload():
+    """A ChunkStore holding STORE_MIB of random bytes cut with the node's default chunk
+    sizes (``[content] chunk_min/avg/max``), and a Zipf(0.8) trace of chunk reads.
+
+    Built once per process in a temporary folder (removed at exit). Returns
+    (store, trace) with trace rows (digest, content id, user, household, now);
+    the reads are STORE_SPACING s apart (4 a second, ~8 Mbit/s: a busy node).
+    """
+    if _STORE_STATE:
+        return _STORE_STATE["store"], _STORE_STATE["trace"]
+    tmp = tempfile.TemporaryDirectory(prefix="bench-analytics-")
+    defaults = ContentSettings.__dataclass_fields__
+    sizes = tuple(defaults[k].default for k in ("chunk_min", "chunk_avg", "chunk_max"))
+    store = ChunkStore(Path(tmp.name) / "store", budget_bytes=4 * STORE_MIB << 20, fsync=False)
+    rnd = random.Random(SEED)
+    items: list[tuple[str, list[bytes]]] = []
+    remaining = STORE_MIB << 20
+    while remaining > 0:  # items of 1-8 MiB, as published files are chunked
+        data = rnd.randbytes(min(remaining, rnd.randrange(1 << 20, 8 << 20)))
+        remaining -= len(data)
+        start, digests = 0, []
+        for end in cut_points(data, *sizes).tolist():
+            digest, _ = store.add(data[start:end])
+            digests.append(digest)
+            start = end
+        items.append((blake2b_256(data).hex(), digests))
+    store.flush()
+    rng = np.random.default_rng(SEED)
+    weights = np.arange(1, len(items) + 1, dtype=np.float64) ** -0.8
+    picks = rng.choice(len(items), size=N_STORE, p=weights / weights.sum()).tolist()
+    users = [f"02:00:00:00:{u // 256:02x}:{u % 256:02x}" for u in range(500)]
+    trace = []
+    for i, k in enumerate(picks):
+        content, digests = items[k]
+        u = rnd.randrange(500)
+        trace.append((rnd.choice(digests), content, users[u], f"house-{u // 3}",
+                      STORE_T0 + i * STORE_SPACING))
+    _STORE_STATE.update(store=store, trace=trace, tmp=tmp, sizes=sizes,
+                        chunks=sum(len(d) for _, d in items))
+    return store, trace
+
+
+def _serve_store(store, trace, collector) -> int:
+    """Serve each traced chunk with ``store.get`` (BLAKE2b-verified); bytes served."""
+    get = store.get
+    total = 0
+    if collector is None:
+        for digest, _content, _user, _house, _now in trace:
+            total += len(get(digest))
+    else:
+        record = collector.request_served
+        for digest, content, user, house, now in trace:
+            data = get(digest)
+            total += len(data)
+            record(content, user, "local", len(data), now=now, household=house)
+    return total
+
+
+def _warm_collector(trace) -> Collector:
+    """A collector that has already seen the trace's users in the previous hour.
+
+    A running node knows its users' pseudonyms (the :class:`Pseudonymizer`
+    cache); what it pays per user and hour is the first sight in the new
+    hour's table. Starting cold would charge every one of the 500 users a
+    fresh HMAC inside the measured hour, which happens once per process.
+    """
+    col = Collector("bench", now=STORE_T0 - 3600, salt="bench-salt-0123456")
+    for _digest, content, user, house, now in trace:
+        col.request_served(content, user, "local", CHUNK, now=now - 3600, household=house)
+    return col
+
+
+def _store_share(store, trace) -> dict[str, float]:
+    """Interleaved blocks of STORE_BLOCK reads without/with analytics (process CPU)."""
+    col = _warm_collector(trace)
+    clock = time.process_time
+    pairs = []
+    for b, i in enumerate(range(0, len(trace), STORE_BLOCK)):
+        part = trace[i : i + STORE_BLOCK]
+        order = (None, col) if b % 2 else (col, None)
+        times = {}
+        for collector in order:
+            t0 = clock()
+            _serve_store(store, part, collector)
+            times[collector is None] = clock() - t0
+        pairs.append((times[True], times[False]))
+    return _share_stats(pairs, len(trace))
+
+
+@pytest.mark.parametrize("on", [True, False], ids=["on", "off"])
+def test_overhead_store(benchmark, on):
+    store, trace = _store_workload()
+    _serve_store(store, trace, None)  # warm the page cache
+
+    def run(col):
+        _serve_store(store, trace, col)
+
+    def setup_on():
+        return (_warm_collector(trace),)
+
+    def setup_off():
+        return (None,)
+
+    group = "analytics-overhead-store"
+    if on:
+        ratio = paired_ratio(run, run, rounds=PAIRS, ours_setup=setup_on, peer_setup=setup_off)
+        stats = _store_share(store, trace)
+        served = _serve_store(store, trace, None)
+        calls = [(content, user, "local", len(store.get(digest)), house, now)
+                 for digest, content, user, house, now in trace]
+        iso = _isolated_us(calls, warm=True)
+        describe(benchmark, group=group, impl="store.get+analytics", role="ours",
+                 items=len(trace), unit="chunks", paired_vs_peer=ratio,
+                 mean_chunk_kib=served / len(trace) / 1024,
+                 stored_chunks=_STORE_STATE["chunks"], isolated_us_per_request=iso,
+                 isolated_share=iso / (iso + stats["loop_us_per_request"]), **stats)
+        benchmark.pedantic(run, setup=lambda: (setup_on(), {}), rounds=scale(3, 1),
+                           iterations=1)
+    else:
+        describe(benchmark, group=group, impl="store.get (analytics off)", role="peer",
+                 items=len(trace), unit="chunks")
+        benchmark.pedantic(run, setup=lambda: (setup_off(), {}), rounds=scale(3, 1),
+                           iterations=1)
 
 
 # -- recording cost ---------------------------------------------------------------

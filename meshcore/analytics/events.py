@@ -22,19 +22,31 @@ fields (no event object, no dispatch). The collector:
    to the :class:`~.rollups.RollupStore`. No clock is read: ``now`` is Unix
    seconds (UTC) supplied by the caller.
 
-Content ids are appended to a batch (at most 2048) that is counted with
-``collections.Counter`` and added to the top-k sketch (Misra-Gries, see
-:mod:`.sketches`) in one reduction when full, when the hour closes or when a
-summary is taken: the bounds are those of item-by-item counting, and the
-per-event cost is a list append.
+Hot path
+--------
+:meth:`Collector.request_served` does only what must be exact at every
+moment: two increments of pre-bound registry children (found by one dict
+look-up per (tier, class) pair), ``+= nbytes`` on the principal's share in
+the hour's table, and a list append of the content id. Everything else is
+deferred to rarer events:
 
-Principals (users, households) are pseudonymised on first sight in a window
-(:class:`~.privacy.Pseudonymizer`) and their HyperLogLog register positions
-cached per window, so recording a known user is two dict look-ups and a
-register compare. The per-window principal table is cleared when the hour
-closes and capped at ``max_principals`` (further new principals are counted
-in ``principal_overflow`` and still reach the HyperLogLog), so memory is
-bounded.
+* Content ids are counted into the top-k sketch (Misra-Gries, see
+  :mod:`.sketches`) with one ``collections.Counter`` per batch of at most
+  2048, when the batch is full, when the hour closes or when a summary is
+  taken: the bounds are those of item-by-item counting.
+* Unique users and households: a HyperLogLog register only ever takes a
+  maximum, so adding a principal again within the hour changes nothing.
+  A principal missing from the hour's table (its first request of the hour)
+  is queued with its household; the queue is pseudonymised
+  (:class:`~.privacy.Pseudonymizer`, which caches pseudonyms across hours)
+  and hashed into the two sketches together with the content batch, back to
+  back, so the hashing code runs warm instead of once between two chunk
+  reads that have flushed the CPU caches.
+* The per-hour principal table (raw principal -> bytes this hour, for Jain's
+  index) is cleared when the hour closes and capped at ``max_principals``;
+  requests of principals that no longer fit are counted in
+  ``principal_overflow`` (they still reach the HyperLogLog), so memory is
+  bounded.
 
 Windows are aligned to multiples of 60 / 3600 / 86400 s. If no event arrives
 for a while, the next one closes only the windows that held data: empty
@@ -183,10 +195,6 @@ CONGESTION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 _BATCH = 2048
 
 
-class _Principal:
-    __slots__ = ("hidx", "hrank", "nbytes", "uidx", "urank")
-
-
 class Collector:
     """Turns events into metrics, sketches and closed rollup windows (sans-I/O).
 
@@ -226,7 +234,7 @@ class Collector:
         self.top_k = top_k
         self.stored_top = stored_top
         self.max_principals = max_principals
-        self.principal_overflow = 0
+        self._principal_overflow = 0
         reg = self.registry
         self._requests = reg.counter(
             "meshcore_requests", "Requests served, by source tier and content class",
@@ -273,7 +281,8 @@ class Collector:
         self._outage_failed = self._outage_requests.labels("failed")
         self._down_since: float | None = None
         self._known_neighbors: set[str] = set()
-        self._principals: dict[str, _Principal] = {}
+        self._principals: dict[str, int] = {}  # raw principal -> bytes this hour
+        self._new: list[tuple[str, str]] = []  # (principal, household) to hash
         self._batch: list[str] = []
         self._pending: list[Rollup] = []
         self._version = 0
@@ -312,8 +321,12 @@ class Collector:
     ) -> None:
         """Record one served request (see :class:`RequestServed` for the fields).
 
-        Raises ValueError for an unknown ``tier`` or a negative ``nbytes``.
+        Raises ValueError for an unknown ``tier``, a non-string
+        ``content_class`` or a negative ``nbytes``; TypeError for a
+        non-string ``principal`` or ``household``.
         """
+        # The exact counters and this hour's bytes per principal are updated
+        # here; content ids are batched for the top-k sketch (module docstring).
         if now >= self._minute_end:
             self._roll(now)
         pair = self._served.get((tier, content_class))
@@ -321,23 +334,18 @@ class Collector:
             pair = self._bind(tier, content_class)
         if nbytes < 0:
             raise ValueError(f"nbytes: expected >= 0, got {nbytes!r}")
+        table = self._principals
+        share = table.get(principal)
+        if share is not None:
+            table[principal] = share + nbytes
+        else:  # validates principal and household before anything is counted
+            self._first_sight(principal, household, nbytes)
         pair[0].value += 1
         pair[1].value += nbytes
-        p = self._principals.get(principal)
-        if p is None:
-            p = self._principal(principal, household)
-        regs = self._users.registers
-        if regs[p.uidx] < p.urank:
-            regs[p.uidx] = p.urank
-        if p.hidx >= 0:
-            regs = self._households.registers
-            if regs[p.hidx] < p.hrank:
-                regs[p.hidx] = p.hrank
-        p.nbytes += nbytes
         batch = self._batch
         batch.append(content)
         if len(batch) >= _BATCH:
-            self._flush_top()
+            self._fold()
         if self._down_since is not None:
             self._outage_served.value += 1
         if latency is not None:
@@ -362,24 +370,44 @@ class Collector:
         self._by_tier[tier].append(pair)
         return pair
 
-    def _principal(self, principal: str, household: str) -> _Principal:
-        p = _Principal()
-        h = item_hash(self.pseudonymize(principal))
-        shift = 64 - self.hll_precision
-        p.uidx = h >> shift
-        p.urank = shift - (h & ((1 << shift) - 1)).bit_length() + 1
-        if household:
-            h = item_hash(self.pseudonymize(household))
-            p.hidx = h >> shift
-            p.hrank = shift - (h & ((1 << shift) - 1)).bit_length() + 1
-        else:
-            p.hidx = p.hrank = -1
-        p.nbytes = 0
+    def _fold(self) -> None:
+        # Content ids go to Misra-Gries as one Counter per batch: the same
+        # bounds as item-by-item updates, at C speed. Principals first seen
+        # since the last fold are hashed into the HyperLogLogs here, back to
+        # back, where the hashing code and the pseudonym cache stay warm.
+        batch = self._batch
+        if batch:
+            self._top.add_counts(collections.Counter(batch))
+            batch.clear()
+        new = self._new
+        if new:
+            pseudonymize = self.pseudonymize
+            add_user = self._users.add_hash
+            add_house = self._households.add_hash
+            for principal, household in new:
+                add_user(item_hash(pseudonymize(principal)))
+                if household:
+                    add_house(item_hash(pseudonymize(household)))
+            new.clear()
+
+    def _first_sight(self, principal: str, household: str, nbytes: int) -> None:
+        # First request of this principal in this hour (or one that did not
+        # fit the table): queued for the HyperLogLogs, which are idempotent,
+        # so once per hour suffices; a fairness share while the table has room.
+        if not isinstance(principal, str) or not isinstance(household, str):
+            # checked now: the queue is hashed later, inside another call
+            raise TypeError(f"principal, household: expected strings, got "
+                            f"{type(principal).__name__}, {type(household).__name__}")
+        self._new.append((principal, household))
         if len(self._principals) < self.max_principals:
-            self._principals[principal] = p
+            self._principals[principal] = nbytes
         else:
-            self.principal_overflow += 1
-        return p
+            self._principal_overflow += 1
+
+    @property
+    def principal_overflow(self) -> int:
+        """Requests whose principal did not fit the hour's table (``max_principals``)."""
+        return self._principal_overflow
 
     # -- other events ---------------------------------------------------------
 
@@ -453,14 +481,6 @@ class Collector:
         out["link_changes"] = self._link_changes._default.value
         return out
 
-    def _flush_top(self) -> None:
-        # Misra-Gries takes a batch of exact counts in one reduction, with the
-        # same bound as item-by-item updates, so a batch is counted at C speed.
-        batch = self._batch
-        if batch:
-            self._top.add_counts(collections.Counter(batch))
-            batch.clear()
-
     def _new_hour_sketches(self) -> None:
         self._users = HyperLogLog(self.hll_precision)
         self._households = HyperLogLog(self.hll_precision)
@@ -498,13 +518,13 @@ class Collector:
         self._minute_end = self._end["minute"]
 
     def _close_hour(self, start: int, counters: dict[str, float]) -> None:
-        self._flush_top()
+        self._fold()  # the batch belongs to this hour (checked before every append)
         requests = sum(counters.get(f"req_{t}", 0) for t in TIERS)
         hour, _ = hour_and_weekday(start)
         self._day_hours[hour] += requests
         if requests:
             self.matrix.add(start, requests)
-        shares = [p.nbytes for p in self._principals.values()]
+        shares = list(self._principals.values())
         jfi = jain(shares) if shares else None
         if jfi is not None:
             self._day_jfis.append(jfi)
@@ -604,7 +624,7 @@ class Collector:
         if now >= self._minute_end:
             self._roll(now)
         self._version = max(self._version + 1, int(now * 1000))
-        self._flush_top()
+        self._fold()
         users = self._day_users.copy()
         users.merge(self._users)
         households = self._day_households.copy()

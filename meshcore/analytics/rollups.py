@@ -155,7 +155,7 @@ def pack_sketches(
     h = households.to_bytes()
     body = json.dumps(top.to_dict(), separators=(",", ":")).encode()
     raw = _SKETCH_MAGIC + struct.pack(">I", len(u)) + u + struct.pack(">I", len(h)) + h + body
-    return zlib.compress(raw, 9)
+    return zlib.compress(raw, 6)  # level 9 cost 18x the time for 7% less space
 
 
 def unpack_sketches(blob: bytes) -> tuple[HyperLogLog, HyperLogLog, MisraGries]:
