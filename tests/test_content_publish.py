@@ -251,3 +251,43 @@ def test_full_disk_on_a_real_small_filesystem(tmp_path):
                 100_000, 1)
     finally:
         cm.__exit__(None, None, None)
+
+
+def test_threads_do_not_change_what_is_published(tmp_path):
+    data = payload(300_000, seed=8)
+    out = []
+    for threads in (1, 2):
+        store, catalog = state(tmp_path / f"s{threads}", tmp_path / f"c{threads}.sqlite", 1 << 26)
+        with catalog:
+            r = publish_stream(store, catalog, io.BytesIO(data), name="same", keypair=KEY,
+                               now=5.0, chunk_sizes=SIZES, threads=threads)
+            files = sorted((p.relative_to(store.root), p.read_bytes())
+                           for p in store.root.rglob("*") if p.is_file())
+            out.append((r.content_id, r.new_chunks, r.new_bytes, files, store.used_bytes))
+    assert out[0] == out[1]
+    store, catalog = state(tmp_path / "s0", tmp_path / "c0.sqlite", 1 << 26)
+    with catalog, pytest.raises(ValueError, match="threads"):
+        publish_stream(store, catalog, io.BytesIO(data), name="x", keypair=KEY, now=5.0,
+                       threads=0)
+
+
+def test_read_ahead_reports_corrupt_chunks_it_did_not_deliver(tmp_path):
+    """A reader that stops early still gets corrupt chunks found ahead marked missing."""
+    with ContentNode(settings(tmp_path), now=1.0) as node:
+        admin = node.settings.principal("local")
+        r = node.publish(admin, io.BytesIO(payload(200_000, seed=9)), keypair=KEY, now=2.0,
+                         name="doc")
+        chunks = node.catalog.chunks_of(r.content_id)
+        assert len(chunks) >= 4
+        digest = chunks[1][0]
+        f = node.store.chunk_path(digest)
+        blob = bytearray(f.read_bytes())
+        blob[-1] ^= 0x01
+        f.write_bytes(bytes(blob))
+        it = node.read(admin, r.content_id, now=3.0)
+        next(it)  # chunk 0 only; chunk 1 was read (and found corrupt) ahead
+        it.close()
+        effects = node.drain_effects()
+        assert [e.digest for e in effects] == [digest]
+        assert node.catalog.chunk_state(digest)[0] is False
+        assert len(node.store.quarantined()) == 1

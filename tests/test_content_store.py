@@ -313,10 +313,10 @@ def test_write_error_leaves_nothing(store, monkeypatch, err, text):
     before = files_under(store.root)
     used = store.used_bytes
 
-    def failing_write(fd, data):
+    def failing_write(fd, buffers):
         raise OSError(err, os.strerror(err))
 
-    monkeypatch.setattr(store_mod.os, "write", failing_write)
+    monkeypatch.setattr(store_mod.os, "writev", failing_write)
     c = random_chunk(3000)
     with pytest.raises(StorageError, match=text) as exc:
         store.put(b2(c), c)
@@ -327,13 +327,16 @@ def test_write_error_leaves_nothing(store, monkeypatch, err, text):
     assert store.put(b2(c), c) and store.get(b2(c)) == c
 
 
-def test_short_writes_are_completed(store, monkeypatch):
-    real_write = os.write
+@pytest.mark.parametrize("step", [7, 24, 30])
+def test_short_writes_are_completed(store, monkeypatch, step):
+    # header (24 bytes) + payload in one writev; the kernel may take any prefix
+    real_writev = os.writev
 
-    def dribble(fd, data):
-        return real_write(fd, bytes(memoryview(data)[:7]))
+    def dribble(fd, buffers):
+        head = b"".join(bytes(b) for b in buffers)[:step]
+        return real_writev(fd, [head])
 
-    monkeypatch.setattr(store_mod.os, "write", dribble)
+    monkeypatch.setattr(store_mod.os, "writev", dribble)
     c = random_chunk(100)
     store.put(b2(c), c)
     monkeypatch.undo()
@@ -341,7 +344,7 @@ def test_short_writes_are_completed(store, monkeypatch):
 
 
 def test_zero_write_is_an_error(store, monkeypatch):
-    monkeypatch.setattr(store_mod.os, "write", lambda fd, data: 0)
+    monkeypatch.setattr(store_mod.os, "writev", lambda fd, buffers: 0)
     c = random_chunk(100)
     with pytest.raises(StorageError, match="no progress"):
         store.put(b2(c), c)
@@ -368,11 +371,36 @@ def test_failure_at_each_step(store, monkeypatch, where):
     elif where == "open":
         monkeypatch.setattr(store_mod.os, "open", lambda *a, **k: (_ for _ in ()).throw(boom))
     else:
+        # shard folders are made at open; one removed behind the store's back
+        # must be made again on the write path
+        shard = str(store.chunk_path(b2(c)).parent)
+        os.rmdir(shard)
+        store._known_dirs.discard(shard)
         monkeypatch.setattr(store_mod.os, "mkdir", lambda *a, **k: (_ for _ in ()).throw(boom))
     with pytest.raises(StorageError, match="I/O error"):
         store.put(b2(c), c)
     monkeypatch.undo()
     assert files_under(store.root) == [] and store.used_bytes == 0
+
+
+def test_open_makes_every_shard_folder_once(tmp_path, monkeypatch):
+    s = ChunkStore(tmp_path / "s", budget_bytes=1 << 20)
+    assert sorted(p.name for p in s.chunk_dir.iterdir()) == [f"{i:02x}" for i in range(256)]
+    made = []
+    real_mkdir = os.mkdir
+    monkeypatch.setattr(store_mod.os, "mkdir", lambda p, *a: made.append(p) or real_mkdir(p, *a))
+    ChunkStore(tmp_path / "s", budget_bytes=1 << 20)  # reopening makes none
+    assert made == []
+    (s.chunk_dir / "7f").rmdir()
+    ChunkStore(tmp_path / "s", budget_bytes=1 << 20)
+    assert made == [f"{s.chunk_dir}/7f"]
+
+
+def test_open_reports_a_folder_it_cannot_make(tmp_path, monkeypatch):
+    boom = OSError(errno.EROFS, "Read-only file system")
+    monkeypatch.setattr(store_mod.os, "mkdir", lambda *a, **k: (_ for _ in ()).throw(boom))
+    with pytest.raises(StorageError, match="cannot open the chunk store: file system is read-only"):
+        ChunkStore(tmp_path / "s", budget_bytes=1 << 20)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
@@ -498,7 +526,7 @@ def test_batch_write_error_inside(store, monkeypatch):
         a = random_chunk(100, 1)
         store.put(b2(a), a)
         monkeypatch.setattr(
-            store_mod.os, "write", lambda fd, d: (_ for _ in ()).throw(OSError(errno.ENOSPC, "x"))
+            store_mod.os, "writev", lambda fd, d: (_ for _ in ()).throw(OSError(errno.ENOSPC, "x"))
         )
         b = random_chunk(100, 2)
         store.put(b2(b), b)
@@ -777,10 +805,10 @@ def test_dir_fsync_failure_takes_the_file_back(store, monkeypatch):
 
 
 def test_interrupt_during_write_leaves_nothing(store, monkeypatch):
-    def interrupted(fd, data):
+    def interrupted(fd, buffers):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store_mod.os, "write", interrupted)
+    monkeypatch.setattr(store_mod.os, "writev", interrupted)
     c = random_chunk(100)
     with pytest.raises(KeyboardInterrupt):
         store.put(b2(c), c)
@@ -892,3 +920,217 @@ def test_sigkill_while_writing_leaves_a_clean_store(tmp_path, batch, delay):
     for d in digests:
         assert s.get(d)  # complete and verified, or get() would raise
     assert not s.quarantined()
+
+
+# ---------------------------------------------------------------- pipelines
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_add_many_keeps_order_and_dedups(tmp_path, threads):
+    s = ChunkStore(tmp_path / "s", budget_bytes=1 << 22, fsync=True)
+    old = text_chunk(5000, 99)
+    s.put(b2(old), old)
+    # duplicates inside the stream land in the same window (staged concurrently)
+    chunks = [random_chunk(30_000 + i, i) for i in range(6)]
+    stream = [chunks[0], chunks[1], chunks[0], old, chunks[2], chunks[0], *chunks[3:]]
+    got = list(s.add_many(stream, threads=threads, window=4))
+    assert [d for d, _n, _f in got] == [b2(c) for c in stream]
+    assert [n for _d, n, _f in got] == [len(c) for c in stream]
+    assert [f for _d, _n, f in got] == [True, True, False, False, True, False, True, True, True]
+    assert temp_files(s.root) == []
+    assert all(s.get(b2(c)) == c for c in stream)
+    # each chunk counted once, exactly what is on disk
+    assert s.used_bytes == disk_bytes(s.root)
+    assert ChunkStore(tmp_path / "s", budget_bytes=1 << 22).used_bytes == s.used_bytes
+
+
+def test_add_many_results_match_add(tmp_path):
+    chunks = [text_chunk(40_000, 1), random_chunk(40_000, 2), text_chunk(100, 3)]
+    a = ChunkStore(tmp_path / "a", budget_bytes=1 << 22, fsync=False)
+    b = ChunkStore(tmp_path / "b", budget_bytes=1 << 22, fsync=False)
+    many = list(a.add_many(chunks, threads=2))
+    one = [b.add(c) for c in chunks]
+    assert [(d, f) for d, _n, f in many] == one
+    for c in chunks:
+        assert a.chunk_path(b2(c)).read_bytes() == b.chunk_path(b2(c)).read_bytes()
+
+
+def test_add_many_is_invisible_until_the_batch_flushes(tmp_path):
+    s = ChunkStore(tmp_path / "s", budget_bytes=1 << 22, fsync=True)
+    with s.batch():
+        got = list(s.add_many([random_chunk(20_000, i) for i in range(3)], threads=2))
+        assert all(s.has(d) for d, _n, _f in got)  # pending counts as present
+        assert not any(s.chunk_path(d).exists() for d, _n, _f in got)
+    assert all(s.chunk_path(d).exists() for d, _n, _f in got)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_add_many_budget_error_mid_stream_leaves_nothing(tmp_path, threads):
+    s = ChunkStore(tmp_path / "s", budget_bytes=100_000, fsync=True)
+    keep = text_chunk(500, 7)
+    s.put(b2(keep), keep)
+    before, used = files_under(s.root), s.used_bytes
+    stream = [random_chunk(30_000, i) for i in range(8)]  # 240 kB > budget
+    with pytest.raises(StorageError, match="budget exhausted"):
+        for _ in s.add_many(stream, threads=threads, window=4):
+            pass
+    assert files_under(s.root) == before and s.used_bytes == used
+
+
+def test_add_many_closed_early_leaves_nothing(tmp_path):
+    s = ChunkStore(tmp_path / "s", budget_bytes=1 << 22, fsync=True)
+    gen = s.add_many((random_chunk(20_000, i) for i in range(20)), threads=2, window=6)
+    next(gen)
+    gen.close()
+    assert files_under(s.root) == [] and s.used_bytes == 0
+
+
+def test_add_many_write_error_in_a_worker(tmp_path, monkeypatch):
+    s = ChunkStore(tmp_path / "s", budget_bytes=1 << 22, fsync=True)
+    real = os.writev
+    calls = [0]
+
+    def fail_third(fd, buffers):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, buffers)
+
+    monkeypatch.setattr(store_mod.os, "writev", fail_third)
+    with pytest.raises(StorageError, match="disk full"):
+        list(s.add_many([random_chunk(20_000, i) for i in range(10)], threads=2, window=4))
+    monkeypatch.undo()
+    assert files_under(s.root) == [] and s.used_bytes == 0
+
+
+def test_add_many_autoflush_inside(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_mod, "BATCH_MAX_FILES", 3)
+    s = ChunkStore(tmp_path / "s", budget_bytes=1 << 22, fsync=True)
+    got = list(s.add_many([random_chunk(5000, i) for i in range(10)], threads=2, window=4))
+    assert all(f for _d, _n, f in got) and len(files_under(s.root)) == 10
+    assert temp_files(s.root) == []
+
+
+def test_incompressible_chunks_are_probed_not_compressed(tmp_path, monkeypatch):
+    s = ChunkStore(tmp_path / "s", budget_bytes=1 << 22, fsync=False)
+    sizes = []
+    real = lz4.block.compress
+    monkeypatch.setattr(store_mod.lz4.block, "compress",
+                        lambda data, **kw: sizes.append(len(data)) or real(data, **kw))
+    rnd = random_chunk(200_000, 1)
+    s.put(b2(rnd), rnd)
+    assert sizes == [4096] * 3  # three samples, no full attempt
+    assert decode_chunk_file(s.chunk_path(b2(rnd)).read_bytes())[0] == 0
+    sizes.clear()
+    txt = text_chunk(200_000, 2)
+    s.put(b2(txt), txt)
+    assert sizes == [4096] * 3 + [200_000]
+    assert decode_chunk_file(s.chunk_path(b2(txt)).read_bytes())[0] == FLAG_LZ4
+    sizes.clear()
+    small = random_chunk(20_000, 3)  # below the probe size: one full attempt
+    s.put(b2(small), small)
+    assert sizes == [20_000]
+    assert s.get(b2(rnd)) == rnd and s.get(b2(txt)) == txt and s.get(b2(small)) == small
+
+
+def test_probe_samples_start_middle_and_end(tmp_path):
+    # compressible only in the middle third: the middle sample alone saves enough
+    s = ChunkStore(tmp_path / "s", budget_bytes=1 << 22, fsync=False)
+    n = 120_000
+    data = random_chunk(n // 3, 1) + bytes(n - 2 * (n // 3)) + random_chunk(n // 3, 2)
+    s.put(b2(data), data)
+    flags, _raw, payload = decode_chunk_file(s.chunk_path(b2(data)).read_bytes())
+    assert flags == FLAG_LZ4 and len(payload) < n * 0.7
+    assert s.get(b2(data)) == data
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_get_many_in_order_and_reports_the_bad_one(tmp_path, threads):
+    s = ChunkStore(tmp_path / "s", budget_bytes=1 << 22, fsync=False)
+    chunks = [random_chunk(10_000, i) for i in range(6)]
+    for c in chunks:
+        s.put(b2(c), c)
+    bad = s.chunk_path(b2(chunks[2]))
+    raw = bytearray(bad.read_bytes())
+    raw[-1] ^= 1
+    bad.write_bytes(bytes(raw))
+    missing = b2(b"never stored")
+    out = list(s.get_many([b2(c) for c in chunks] + [missing], threads=threads, window=3))
+    assert [d for d, _f in out] == [b2(c) for c in chunks] + [missing]
+    for i, (_d, fut) in enumerate(out[:6]):
+        if i == 2:
+            with pytest.raises(IntegrityError) as exc:
+                fut.result()
+            assert exc.value.digest == b2(chunks[2])
+        else:
+            assert fut.result() == chunks[i]
+    with pytest.raises(KeyError):
+        out[6][1].result()
+    assert [p.name for p, _r in s.quarantined()] == [f"{b2(chunks[2]).hex()}.0"]
+
+
+def test_get_many_abandoned_reports_what_it_read_ahead(tmp_path):
+    s = ChunkStore(tmp_path / "s", budget_bytes=1 << 22, fsync=False)
+    chunks = [random_chunk(10_000, i) for i in range(5)]
+    for c in chunks:
+        s.put(b2(c), c)
+    seen = []
+    gen = s.get_many([b2(c) for c in chunks], threads=2, window=4,
+                     abandoned=lambda d, fut: seen.append((d, fut.result())))
+    _d0, f0 = next(gen)
+    gen.close()
+    assert f0.result() == chunks[0]
+    assert seen and all(data == chunks[[b2(c) for c in chunks].index(d)] for d, data in seen)
+    with pytest.raises(ValueError, match="digest"):
+        list(s.get_many([b"short"]))
+
+
+def test_add_many_background_flush_failure_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_mod, "BATCH_MAX_FILES", 3)
+    s = ChunkStore(tmp_path / "s", budget_bytes=1 << 22, fsync=True)
+    keep = text_chunk(700, 5)
+    s.put(b2(keep), keep)
+    before, used = files_under(s.root), s.used_bytes
+    real = ChunkStore._sync_files
+
+    def failing(self, paths):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(ChunkStore, "_sync_files", failing)
+    with pytest.raises(StorageError, match="I/O error"):
+        list(s.add_many([random_chunk(5000, i) for i in range(10)], threads=2, window=2))
+    monkeypatch.setattr(ChunkStore, "_sync_files", real)
+    assert files_under(s.root) == before and s.used_bytes == used
+
+
+def test_add_many_dedups_across_a_background_flush(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_mod, "BATCH_MAX_FILES", 2)
+    s = ChunkStore(tmp_path / "s", budget_bytes=1 << 22, fsync=True)
+    a, b, c = (random_chunk(9000, i) for i in range(3))
+    release = __import__("threading").Event()
+    real = ChunkStore._flush_items
+
+    def slow_flush(self, items):
+        release.wait(5)  # hold the background flush while `a` comes again
+        real(self, items)
+
+    monkeypatch.setattr(ChunkStore, "_flush_items", slow_flush)
+    gen = s.add_many([a, b, a, c], threads=1)
+    got = [next(gen), next(gen)]  # a, b committed: background flush started, held
+    assert s._flushing is not None and s.has(b2(a)) and s.size_of(b2(a)) > 0
+    got.append(next(gen))  # a again: present while being flushed
+    release.set()
+    got += list(gen)
+    assert [f for _d, _n, f in got] == [True, True, False, True]
+    assert s.used_bytes == disk_bytes(s.root) and temp_files(s.root) == []
+
+
+def test_batch_write_into_a_removed_shard_folder(tmp_path):
+    s = ChunkStore(tmp_path / "s", budget_bytes=1 << 22, fsync=True)
+    c = random_chunk(3000, 4)
+    shard = s.chunk_path(b2(c)).parent
+    shard.rmdir()
+    s._known_dirs.discard(str(shard))
+    with s.batch():
+        s.put(b2(c), c)
+    assert s.get(b2(c)) == c and shard.is_dir()

@@ -3,13 +3,17 @@
 Theory of operation
 -------------------
 The file is read in fixed blocks (1 MiB by default) into one reused buffer
-and fed to the content-defined :class:`meshcore.kernels.Chunker`; each chunk
-it completes is handed to the store at once (:meth:`ChunkStore.add` hashes
-it with BLAKE2b-256 once, compresses it where useful and writes it), so the
-publisher holds at most one block, one incomplete chunk (< ``chunk_max``) and
-the list of chunk references (36 bytes of payload each: 1 GiB at the
-default 256 KiB average is about 4,000 references). Memory stays a few MiB whatever the
-file size; the benchmark (bench/bench_content.py) measures it.
+and fed to the content-defined :class:`meshcore.kernels.Chunker`; the chunks
+it completes stream into :meth:`ChunkStore.add_many`, which hashes each with
+BLAKE2b-256 once, compresses it where useful and writes its temp file on
+worker threads, a few chunks behind the reader (``threads``, default the
+usable CPUs up to 2; ``window`` = 8 chunks in flight). Results come back in
+file order, so the chunk list is built exactly as a one-thread loop would.
+The publisher holds at most one block, one incomplete chunk
+(< ``chunk_max``), the chunks in flight and the list of chunk references
+(36 bytes of payload each: 1 GiB at the default 256 KiB average is about
+4,000 references). Memory stays a few MiB whatever the file size; the
+benchmark (bench/bench_content.py) measures it.
 
 Write order, which is the crash-safety argument (see also
 :mod:`meshcore.content.catalog`):
@@ -31,9 +35,10 @@ added and the manifest, leaves no catalog row changed, and re-raises.
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -113,6 +118,7 @@ def publish_stream(
     principal: Principal | None = None,
     chunk_sizes: tuple[int, int, int] = DEFAULT_CHUNK_SIZES,
     block_size: int = DEFAULT_BLOCK,
+    threads: int | None = None,
 ) -> PublishResult:
     """Publish the bytes of ``stream`` (read to its end) as one item named ``name``.
 
@@ -122,7 +128,8 @@ def publish_stream(
     anything is written, and must match what is read. Explicit ``access``,
     ``distribution``, ``retention`` override the ``classifier``'s rules; with
     ``policy`` and ``principal`` the publish and designate decisions and the
-    curator-key rule for ``push-all`` are enforced.
+    curator-key rule for ``push-all`` are enforced. ``threads`` (>= 1, default
+    the usable CPUs up to 2) hash, compress and write chunks in parallel.
 
     Raises :class:`~meshcore.errors.AccessDeniedError`, :class:`StorageError`
     (budget, disk, changed file), ValueError (bad tag, name or policy string),
@@ -131,6 +138,10 @@ def publish_stream(
     """
     if not isinstance(block_size, int) or block_size < 4096:
         raise ValueError(f"block_size: expected an int >= 4096, got {block_size!r}")
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise ValueError(f"threads: expected an int >= 1, got {threads!r}")
     created = int(now)
     classifier = classifier or Classifier()
     media = media_type or guess_media_type(name)
@@ -156,32 +167,36 @@ def publish_stream(
     with catalog.intent("publish"):
         try:
             refs: list[ChunkRef] = []
-            total = 0
+            counted = [0]
             chunker = Chunker(*chunk_sizes, fingerprints=False)
-            buf = bytearray(block_size)
-            view = memoryview(buf)
-            with store.batch():
+
+            def pieces() -> Iterator[bytes]:
+                buf = bytearray(block_size)
+                view = memoryview(buf)
                 while True:
                     try:
                         n = stream.readinto(buf)
                     except OSError as exc:
                         raise StorageError(f"{name}: cannot read: {exc.strerror or exc}") from exc
                     if not n:
-                        chunks = chunker.finish()
-                    else:
-                        total += n
-                        chunks = chunker.feed(view[:n])
-                    for chunk in chunks:
-                        data = chunk.data
-                        # add() hashes once: the data is ours, there is no
-                        # claimed digest to check (put() would hash twice).
-                        digest, fresh = store.add(data)
-                        if fresh:
-                            new_digests.append(digest)
-                            new_bytes += len(data)
-                        refs.append(ChunkRef(digest, len(data)))
-                    if not n:
-                        break
+                        for chunk in chunker.finish():
+                            yield chunk.data
+                        return
+                    counted[0] += n
+                    # Each chunk's data is a fresh bytes object (not a view of
+                    # buf), so workers may hash it while buf is refilled.
+                    for chunk in chunker.feed(view[:n]):
+                        yield chunk.data
+
+            # add_many hashes once: the data is ours, there is no claimed
+            # digest to check (put() would hash twice).
+            with store.batch():
+                for digest, n, fresh in store.add_many(pieces(), threads=threads):
+                    if fresh:
+                        new_digests.append(digest)
+                        new_bytes += n
+                    refs.append(ChunkRef(digest, n))
+            total = counted[0]
             if size is not None and total != size:
                 raise StorageError(
                     f"{name}: file changed while it was published ({size} bytes expected, "
@@ -242,6 +257,9 @@ def publish_file(
         raise StorageError(f"{path}: cannot read: {exc.strerror or exc}", path=str(path)) from exc
     with f:
         size = os.fstat(f.fileno()).st_size
+        # A hint only (doubles the kernel's read-ahead); not every platform has it.
+        with contextlib.suppress(AttributeError, OSError):
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
         return publish_stream(
             store, catalog, f, name=name or path.name, size=size, **options
         )
