@@ -39,7 +39,6 @@ Formats and their sources
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import csv
 import io
@@ -48,6 +47,8 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+from meshcore._files import write_atomic
 
 from .metrics import Counter, Histogram, Registry
 from .rollups import COUNTER_FIELDS, Rollup
@@ -146,18 +147,8 @@ def write_textfile(text: str | Registry, path: str | os.PathLike) -> Path:
         raise ValueError(f"path: the textfile collector reads only *.prom files, got {str(path)!r}")
     if isinstance(text, Registry):
         text = prometheus_text(text)
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return target
+    # The temp name ends in .tmp, which the collector ignores.
+    return write_atomic(target, text)
 
 
 # -- InfluxDB line protocol ----------------------------------------------------

@@ -54,6 +54,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from meshcore._files import fsync_dir
+
 from ..errors import DecodeError, StorageError
 from ._schema import MIGRATIONS, SCHEMA_VERSION
 from .manifest import SignedManifest, parse_manifest
@@ -189,7 +191,7 @@ class Catalog:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            _fsync_dir(self._journal)
+            fsync_dir(self._journal)
         except OSError as exc:
             raise StorageError(f"{marker}: cannot write the intent marker: {exc.strerror}",
                                path=str(marker)) from exc
@@ -430,13 +432,6 @@ class Catalog:
 
 # -- opening, migrating, rebuilding ---------------------------------------------------------
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _storage_error(exc: sqlite3.Error, path: Path) -> StorageError:

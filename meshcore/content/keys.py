@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from meshcore._files import fsync_dir
 from meshcore.errors import DecodeError, StorageError
 
 __all__ = [
@@ -191,13 +192,6 @@ def _decode_key_file(data: bytes, path: Path) -> KeyPair:
     return KeyPair.from_seed(bytes.fromhex(parts[1]))
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 def _ensure_private_dir(folder: Path) -> None:
     try:
@@ -269,7 +263,7 @@ def load_or_create_keypair(state_dir: Path | str, name: str) -> KeyPair:
             os.link(tmp, path)  # fails if another process created the key first
         except FileExistsError:
             return _read_key_file(path)
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except OSError as exc:
         raise StorageError(
             f"{path}: cannot write the key file: {exc.strerror or exc}", path=str(path)

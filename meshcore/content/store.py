@@ -66,6 +66,7 @@ from pathlib import Path
 import lz4.block
 import xxhash
 
+from meshcore._files import fsync_dir
 from meshcore.errors import DecodeError, IntegrityError, StorageError
 from meshcore.kernels import blake2b_256
 
@@ -194,13 +195,6 @@ def _check_digest(name: str, digest: object) -> bytes:
         raise ValueError(f"{name}: expected {DIGEST_SIZE} bytes, got {len(digest)}")
     return digest
 
-
-def _fsync_dir(path: Path | str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _Pending:
@@ -350,7 +344,7 @@ class ChunkStore:
                 if self._pending is not None:
                     self._dirty_dirs.add(parent)
                 elif self.fsync:
-                    _fsync_dir(parent)
+                    fsync_dir(parent)
         self._known_dirs.add(d)
 
     # ------------------------------------------------------------------- scan
@@ -372,7 +366,7 @@ class ChunkStore:
                     pass
             self._known_dirs.add(path)
         if made and self.fsync:
-            _fsync_dir(self._chunk_base)
+            fsync_dir(self._chunk_base)
 
     def _scan(self) -> int:
         total = 0
@@ -456,7 +450,7 @@ class ChunkStore:
                 tmp = None
                 if self.fsync:
                     try:
-                        _fsync_dir(folder)
+                        fsync_dir(folder)
                     except OSError:
                         # Not durable: take the file back so the caller's error is the truth.
                         with contextlib.suppress(OSError):
@@ -613,7 +607,7 @@ class ChunkStore:
                 os.close(fd)
             return
         for d in dirs:
-            _fsync_dir(d)
+            fsync_dir(d)
 
     def _discard_pending(self) -> None:
         # A failed background flush has already removed its own files.

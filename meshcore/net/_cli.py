@@ -20,11 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 from typing import Any
 
+from meshcore._files import write_atomic
 from meshcore.errors import MeshcoreError
 
 __all__ = ["register"]
@@ -122,18 +121,10 @@ def _import(args: argparse.Namespace) -> int:
 
 def _write_atomic(path: str, text: str) -> None:
     # temp file + rename: a crash never leaves half a map for the visualiser.
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".topology-", suffix=".json", dir=directory)
+        write_atomic(path, text)
     except OSError as exc:
-        raise _UsageError(f"{path}: cannot write: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        os.unlink(tmp)
-        raise _UsageError(f"{path}: cannot write: {exc.strerror}") from None
+        raise _UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def _cost(value: float) -> str:

@@ -48,16 +48,15 @@ import hashlib
 import json
 import logging
 import math
-import os
 import random
 import signal
 import socket
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meshcore._files import write_atomic
 from meshcore.config import Config, Section
 from meshcore.net.discovery import (
     Discovery,
@@ -361,15 +360,8 @@ class NodeDaemon:
         path = Path(self.settings.status_file)
         try:
             data = json.dumps(self.status(), indent=1, sort_keys=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    f.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            # Not fsynced: rewritten every few seconds, and flash wears out.
+            write_atomic(path, data, durable=False)
         except OSError as exc:
             log.warning("cannot write status file %s: %s", path, exc.strerror or exc)
         self._status_dirty = False
