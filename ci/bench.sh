@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job for now: build meshcore, run the kernel benchmarks against
-# their peers and print the ratio table.
+# The main job: build meshcore, run every benchmark in bench/ against
+# its named peers and bounds, and print the ratio table.
 # Usage: ci/bench.sh [--full] [extra pytest args]
 #   default: short workloads (MESHCORE_BENCH_QUICK=1), under a minute once built
 #   --full:  the workloads recorded in bench/RESULTS.md (several minutes)
