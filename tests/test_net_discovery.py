@@ -10,7 +10,17 @@ import pytest
 
 from meshcore.config import parse_config
 from meshcore.errors import ConfigError
-from meshcore.net._beacon import OP_ADD, OP_REMOVE, Beacon, PexEntry, PexSection, encode_beacon
+from meshcore.net._beacon import (
+    FLAG_PROBE,
+    OP_ADD,
+    OP_REMOVE,
+    Beacon,
+    Echo,
+    PexEntry,
+    PexSection,
+    decode_beacon,
+    encode_beacon,
+)
 from meshcore.net._peers import SUSPECT
 from meshcore.net.discovery import (
     DEFAULT_GROUP,
@@ -28,7 +38,8 @@ from meshcore.net.discovery import (
 # Not the simulator (meshcore/sim belongs to SIM): just enough to wire several
 # cores together. Each node has one interface "lan" on one segment; multicast
 # reaches every other node of that segment, unicast reaches any address after
-# ``latency``; ``loss`` drops datagrams (seeded); ``cut`` blocks node pairs.
+# ``latency``; ``loss`` drops datagrams (seeded); ``cut`` blocks node pairs,
+# ``blocked`` one direction ``(src, dst)`` only.
 
 KEY = bytes(range(32))
 PORT = 47474
@@ -48,6 +59,7 @@ class FakeNet:
         self.segment: dict[str, str] = {}
         self.down: set[str] = set()
         self.cut: set[frozenset[str]] = set()
+        self.blocked: set[tuple[str, str]] = set()  # one-way cuts: (src, dst)
         self.events: list[tuple[float, str, object]] = []
         self.armed: dict[str, float | None] = {}
 
@@ -84,6 +96,8 @@ class FakeNet:
 
     def _deliver(self, src: str, dst: str, data: bytes, mcast: bool) -> None:
         if src in self.down or dst in self.down or frozenset((src, dst)) in self.cut:
+            return
+        if (src, dst) in self.blocked:
             return
         if self.loss and self.rng.random() < self.loss:
             return
@@ -788,3 +802,263 @@ def test_partition_leaves_no_ghosts_and_the_repair_reconverges():
     # the routers were declared gone and refuted it, so their tombstones do not block them
     assert net.nodes[r1].incarnation + net.nodes[r2].incarnation >= 1
     assert net.now - t_repair <= 25.0  # one unicast probe interval plus a sync
+
+
+def chain(net: FakeNet) -> tuple[list[str], list[str], list[str]]:
+    """The emulation's layout: a1 a2 a3 r1 | r2 | r3 b1 b2 b3, routers r1-r2-r3 in a chain."""
+    seg_a = segment(net, "A", 4, first=0x100)  # seg_a[0] is r1
+    r2 = segment(net, "R2", 1, first=0x300)[0]
+    seg_b = segment(net, "B", 4, first=0x200)  # seg_b[0] is r3
+    r1, r3 = seg_a[0], seg_b[0]
+    net.call(r1, "set_daemon_neighbours", [net.addr[r2]])
+    net.call(r2, "set_daemon_neighbours", [net.addr[r1], net.addr[r3]])
+    net.call(r3, "set_daemon_neighbours", [net.addr[r2]])
+    return seg_a, [r2], seg_b
+
+
+def knows_everyone(net: FakeNet) -> dict[str, set[str]]:
+    """Per node, the peers it lacks (empty dict when the mesh has converged)."""
+    everyone = set(net.nodes)
+    missing = {}
+    for n, c in net.nodes.items():
+        lacks = everyone - {n} - {p.node_id for p in c.peers}
+        if lacks:
+            missing[n] = lacks
+    return missing
+
+
+def test_repair_after_a_cut_reconverges_even_if_the_first_accusation_is_lost():
+    # The emulation's failure, deterministically: r3 declares r2 gone and tells
+    # segment B (tombstones at r2's version). At the repair r3 hears r2 first,
+    # but its datagrams to r2 are lost for a while (in the emulation: "No route
+    # to host" until ARP settles). r2 must still learn that it was declared gone
+    # and refute, or r3's re-advertised record of r2 (same version) is refused
+    # by segment B's tombstones for tombstone_ttl (120 s).
+    net = FakeNet()
+    _seg_a, (r2,), seg_b = chain(net)
+    r3 = seg_b[0]
+    net.run(20.0)
+    assert knows_everyone(net) == {}
+    version = (net.nodes[r2].boot_epoch, net.nodes[r2].incarnation)
+    net.cut.add(frozenset((r2, r3)))
+    net.run(net.now + 6 * 10 * 1.1 + 5.0)  # r3 times r2 out (6 unicast intervals)
+    for b in seg_b:
+        assert net.nodes[b].peers.get(r2) is None, b
+    assert net.nodes[seg_b[1]].peers.tombstone(r2, now=net.now) == version
+    net.cut.clear()
+    net.blocked.add((r3, r2))
+    while net.nodes[r3].peers.get(r2) is None:
+        net.run(net.now + 0.05)
+    net.run(net.now + 3.0)  # both copies of a one-shot accusation are lost
+    net.blocked.clear()
+    t_repair = net.now
+
+    def b_side_knows_r2():
+        return all(net.nodes[b].peers.get(r2) is not None for b in seg_b[1:])
+
+    while not b_side_knows_r2() and net.now < t_repair + 30.0:
+        net.run(net.now + 0.5)
+    assert b_side_knows_r2()
+    assert net.nodes[r2].incarnation > version[1]  # it refuted: the new version beats tombstones
+    assert net.now - t_repair <= 15.0  # its next probe to r3 (<= 11 s) plus propagation
+    # The rest follows. r3's reply to r2 was lost, but a sync sent to a peer that
+    # did not hear us yet does not hold back the next one for pex_sync_interval
+    # (30 s): two probes with a differing digest, 10 s apart, are enough.
+    while knows_everyone(net) and net.now < t_repair + 30.0:
+        net.run(net.now + 0.5)
+    assert knows_everyone(net) == {}
+    # The accusation is settled: r3 stops sending it once r2 has refuted.
+    sent = net.nodes[r3].stats.accusations_sent
+    assert sent >= 2  # the lost one and the one that got through
+    net.run(net.now + 30.0)
+    assert net.nodes[r3].stats.accusations_sent == sent
+    assert not net.nodes[r3]._accused
+
+
+def test_a_tombstone_that_refuses_an_add_is_sent_back_until_the_peer_refutes():
+    # Only b1 holds a tombstone for r2 (a rumour that reached no one else, as
+    # after a restart of r3 that forgot its own): r3's records of r2 at that
+    # version are refused. b1 answers them with its remove; r3, which hears r2,
+    # accuses it; r2 refutes and its new version reaches b1.
+    net = FakeNet()
+    _seg_a, (r2,), seg_b = chain(net)
+    r3, b1 = seg_b[0], seg_b[1]
+    net.run(20.0)
+    assert knows_everyone(net) == {}
+    inc = net.nodes[r2].incarnation
+    liar = net.add("00000000000002ff", "B")
+    net.run(net.now + 10.0)
+    rumour = Beacon(
+        node_id=liar.node_id,
+        boot_epoch=liar.boot_epoch,
+        seq=10_000,
+        ts_ms=0,
+        pex=PexSection((PexEntry(OP_REMOVE, r2, net.nodes[r2].boot_epoch, inc),)),
+    )
+    # By multicast on b1's only interface: b1 does not pass it on (split horizon).
+    net.stop(liar.node_id)
+    net.apply(
+        b1,
+        net.nodes[b1].receive_datagram(
+            encode_beacon(rumour, KEY),
+            net.addr[liar.node_id],
+            now=net.now,
+            interface="lan",
+            via_multicast=True,
+        ),
+    )
+    assert net.nodes[b1].peers.get(r2) is None
+    assert net.nodes[r3].peers.get(r2) is not None
+    # r3 offers r2 again (digest mismatch -> full sync); b1 refuses and contradicts.
+    t0 = net.now
+    while net.nodes[b1].peers.get(r2) is None and net.now < t0 + 60.0:
+        net.run(net.now + 0.5)
+    assert net.nodes[b1].peers.get(r2) is not None
+    assert net.nodes[b1].stats.contradictions_sent >= 1
+    assert net.nodes[r3].stats.accusations_sent >= 1
+    assert net.nodes[r2].incarnation == inc + 1
+    assert net.now - t0 <= 40.0  # two probes with a mismatched digest, a sync, a refutation
+
+
+@pytest.mark.parametrize("mcast", [False, True])
+def test_echo_suppresses_a_reply_on_a_segment_but_not_to_a_routing_neighbour(mcast):
+    # On a segment, a newcomer that echoes us has had a reply from someone (it
+    # re-announces after one). A routing neighbour has no other replier: that
+    # it heard our probe says nothing about whether it has our peer set.
+    me = core("00000000000000aa", interfaces=("lan",))
+    me.start(now=0.0)
+    me.handle_timer(now=2.0)  # past the join phase and the burst
+    hello = Beacon(
+        node_id="00000000000000bb",
+        boot_epoch=9,
+        seq=1,
+        ts_ms=0,
+        flags=FLAG_PROBE,
+        interval=5.0,
+        digest=b"\x01" * 8,  # not ours
+        echoes=(Echo(me.node_id, 1000, 10, 1.0),),
+    )
+    effects = me.receive_datagram(
+        encode_beacon(hello, KEY), ("10.0.0.2", PORT), now=2.0, interface="lan",
+        via_multicast=mcast,
+    )
+    effects += me.handle_timer(now=2.0 + me.settings.reply_jitter)
+    replies = [e for e in effects if isinstance(e, SendUnicast) and e.addr == ("10.0.0.2", PORT)]
+    assert me.stats.replies_suppressed == (1 if mcast else 0)
+    assert me.stats.replies_sent == (0 if mcast else 1)
+    assert bool(replies) is not mcast
+
+
+def test_a_sync_sent_before_the_neighbour_heard_us_does_not_hold_back_the_next():
+    # A link coming back often carries one way first: our reply (a full sync)
+    # to a neighbour that did not hear us yet was probably lost, so once it
+    # echoes us the next digest mismatch is repaired at once, not after
+    # pex_sync_interval (30 s).
+    me = core("00000000000000aa", multicast=False)
+    me.start(now=0.0)
+    seq = iter(range(1, 100))
+
+    def probe(t, *, echo):
+        b = Beacon(
+            node_id="00000000000000bb",
+            boot_epoch=9,
+            seq=next(seq),
+            ts_ms=0,
+            flags=FLAG_PROBE,
+            interval=10.0,
+            digest=b"\x01" * 8,
+            known_count=1,
+            echoes=(Echo(me.node_id, 1000, 10, 1.0),) if echo else (),
+        )
+        effects = me.receive_datagram(encode_beacon(b, KEY), ("10.0.0.2", PORT), now=t)
+        return effects + me.handle_timer(now=t + me.settings.reply_jitter)
+
+    probe(1.0, echo=False)  # a newcomer: our reply goes out (and is lost)
+    probe(2.0, echo=False)  # second mismatch: a sync, rate-limited to 30 s later
+    assert me.stats.syncs_sent == 1
+    assert me._syncs[("10.0.0.2", PORT)] > 30.0
+    probe(3.0, echo=True)  # it hears us now: the earlier sync is not counted
+    assert me.stats.syncs_sent == 2
+
+
+def _removes_to(effects, addr):
+    """The remove records (node id, version) carried by unicasts to ``addr``."""
+    out = []
+    for e in effects:
+        if isinstance(e, SendUnicast) and e.addr == addr:
+            b = decode_beacon(e.data, KEY)
+            if b.pex is not None:
+                out += [(x.node_id, (x.boot_epoch, x.incarnation)) for x in b.pex.entries
+                        if x.op == OP_REMOVE]
+    return out
+
+
+def test_accusation_is_repeated_on_each_stale_beacon_until_the_peer_refutes():
+    me = core("00000000000000aa", multicast=False, tombstone_ttl=50.0)
+    me.start(now=0.0)
+    bb, addr = "00000000000000bb", ("10.0.0.2", PORT)
+    me.peers.bury(bb, (9, 3), now=0.0)  # declared gone at (9, 3)
+    seq = iter(range(1, 100))
+
+    def beacon(t, inc):
+        b = Beacon(node_id=bb, boot_epoch=9, seq=next(seq), ts_ms=0, incarnation=inc)
+        effects = me.receive_datagram(encode_beacon(b, KEY), addr, now=t)
+        return effects + me.handle_timer(now=t + me.settings.pex_delay)
+
+    assert _removes_to(beacon(1.0, 2), addr) == [(bb, (9, 3))]  # heard at (9, 2): accused
+    assert _removes_to(beacon(1.5, 2), addr) == []  # at most once per pex_min_gap (1 s)
+    assert _removes_to(beacon(2.6, 3), addr) == [(bb, (9, 3))]  # still not refuted
+    assert me.stats.accusations_sent == 2
+    assert _removes_to(beacon(4.0, 4), addr) == []  # (9, 4) > (9, 3): refuted
+    assert bb not in me._accused
+    assert _removes_to(beacon(6.0, 4), addr) == []
+    assert me.stats.accusations_sent == 2
+
+
+def test_an_accusation_is_forgotten_after_tombstone_ttl():
+    me = core("00000000000000aa", multicast=False, tombstone_ttl=20.0)
+    me.start(now=0.0)
+    bb, cc = "00000000000000bb", "00000000000000cc"
+    addrs = {bb: ("10.0.0.2", PORT), cc: ("10.0.0.3", PORT)}
+    seq = iter(range(1, 100))
+
+    def beacon(node, t):
+        # cc advertises a long interval: it stays in the table while silent.
+        b = Beacon(node_id=node, boot_epoch=9, seq=next(seq), ts_ms=0, flags=FLAG_PROBE,
+                   interval=5.0 if node == bb else 30.0)
+        effects = me.receive_datagram(encode_beacon(b, KEY), addrs[node], now=t)
+        return effects + me.handle_timer(now=t + me.settings.pex_delay)
+
+    for node, t in ((bb, 1.0), (cc, 3.0)):
+        me.peers.bury(node, (9, 0), now=0.0)
+        assert _removes_to(beacon(node, t), addrs[node]) == [(node, (9, 0))]
+    for t in (6.0, 11.0, 16.0):  # bb keeps beaconing its old version, ignoring us
+        assert _removes_to(beacon(bb, t), addrs[bb]) == [(bb, (9, 0))]
+    assert me.stats.accusations_sent == 5
+    assert _removes_to(beacon(bb, 21.5), addrs[bb]) == []  # 20 s after the accusation
+    assert bb not in me._accused and cc in me._accused
+    # cc went quiet (but is not gone yet); its stale accusation is purged with
+    # the replay state, every 60 s
+    me.handle_timer(now=65.0)
+    assert me.peers.get(cc) is not None
+    assert cc not in me._accused
+
+
+def test_contradictions_are_rate_limited_per_peer_and_sender():
+    me = core("00000000000000aa", multicast=False)
+    me.start(now=0.0)
+    gone, sender = "00000000000000cc", ("10.0.0.2", PORT)
+    me.peers.bury(gone, (4, 1), now=0.0)
+    seq = iter(range(1, 100))
+
+    def offer(t):
+        b = Beacon(node_id="00000000000000bb", boot_epoch=9, seq=next(seq), ts_ms=0,
+                   pex=PexSection((PexEntry(OP_ADD, gone, 4, 1, 1, "10.0.0.9", 80),)))
+        effects = me.receive_datagram(encode_beacon(b, KEY), sender, now=t)
+        return effects + me.handle_timer(now=t + me.settings.pex_delay)
+
+    assert _removes_to(offer(1.0), sender) == [(gone, (4, 1))]
+    assert me.peers.get(gone) is None
+    assert _removes_to(offer(1.5), sender) == []
+    assert _removes_to(offer(3.0), sender) == [(gone, (4, 1))]
+    assert me.stats.contradictions_sent == 2

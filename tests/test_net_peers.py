@@ -65,6 +65,20 @@ def test_suspect_after_three_and_gone_after_six_missed_intervals():
     assert table.tombstone("b", now=30.0) is None
 
 
+def test_expiry_is_due_exactly_at_next_deadline_despite_float_rounding():
+    # 49.04809108909063 - 19.048091089090637 == 29.999999999999993 < 3 * 10: a
+    # table comparing the silence would announce a deadline at which it then
+    # changes nothing, so an event loop re-armed at the same instant stalls.
+    table = PeerTable()
+    table.add(direct("a", t=19.048091089090637, interval=10.0), now=19.0)
+    deadline = table.next_deadline()
+    assert deadline - 19.048091089090637 < 30.0  # the rounding this test is about
+    assert table.expire(now=deadline) != []
+    assert table.get("a").state == SUSPECT
+    deadline = table.next_deadline()
+    assert PeerLeft("a", "timeout") in table.expire(now=deadline)
+
+
 def test_tombstones_expire():
     table = PeerTable(tombstone_ttl=10.0)
     table.bury("x", (5, 1), now=0.0)

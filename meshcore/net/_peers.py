@@ -260,14 +260,17 @@ class PeerTable:
         for peer in list(self._peers.values()):
             if peer.via is not None:
                 continue
-            silence = now - peer.last_heard
-            if silence >= self.gone_after * peer.interval:
+            # Same expressions as next_deadline: a timer set for that instant must
+            # find the change due (now - last_heard can round just below k * tau).
+            if now >= peer.last_heard + self.gone_after * peer.interval:
                 peer.state = GONE
                 left = self.remove(peer.node_id, "timeout", now=now)
                 if left is not None:
                     events.append(left)
                 events.extend(self._drop_via(peer.node_id, now=now))
-            elif silence >= self.suspect_after * peer.interval and peer.state == ALIVE:
+            elif now >= peer.last_heard + self.suspect_after * peer.interval and (
+                peer.state == ALIVE
+            ):
                 peer.state = SUSPECT
                 events.append(PeerChanged(peer.snapshot(), ("state",)))
         for node_id, (_, until) in list(self._tombstones.items()):

@@ -41,14 +41,20 @@ carries an 8-byte digest of the sender's known-peer set and its size; when a
 neighbour's digest differs on two successive probes and it knows no more
 peers than we do, we send it a *full sync* (our set, chunked to fit the
 datagram cap), at most once per ``pex_sync_interval`` per neighbour. A node
-that receives a remove for itself refutes it by bumping its incarnation; a
-node that still hears a peer that others declare gone forwards the remove to
-that peer so that it refutes, and so does a node that hears a peer it holds
-a tombstone for (a healed partition). Direct observation always beats
-hearsay. A path that breaks (the neighbour we learned peers through is gone)
-is *withdrawn*, not declared dead: only nodes that learned those peers through
-us drop them, as in distance-vector routing, and nothing is echoed back to the
-neighbour it came from (split horizon), so a partition leaves no ghosts.
+that receives a remove for itself refutes it by bumping its incarnation. A
+node that hears a peer directly while that peer is declared gone (it holds a
+tombstone for the peer's version, as after a healed partition, or it receives
+a remove for a peer it still hears) *accuses* it: it sends the peer the
+remove, and again on each of the peer's beacons that still carries the old
+version, until the peer has refuted (SWIM's suspicion message, retransmitted
+because the first datagrams over a link that has just come back are often
+lost). A node whose tombstone refuses an add sends the remove back to the
+sender (*contradiction*), which then drops the peer too or, hearing it,
+accuses it. Direct observation always beats hearsay. A path that breaks (the
+neighbour we learned peers through is gone) is *withdrawn*, not declared dead:
+only nodes that learned those peers through us drop them, as in
+distance-vector routing, and nothing is echoed back to the neighbour it came
+from (split horizon), so a partition leaves no ghosts.
 
 *Replay.* An on-path attacker may capture beacons and replay them later (to
 keep a departed node "alive", or to poison RTT and ETX). Each sender's
@@ -369,6 +375,8 @@ class DiscoveryStats:
     deltas_accepted: int = 0
     deltas_ignored: int = 0
     refutations: int = 0
+    accusations_sent: int = 0
+    contradictions_sent: int = 0
 
     @property
     def dropped(self) -> int:
@@ -402,6 +410,15 @@ class _Delta:
     exclude_iface: str | None
     only: Addr | None = None  # a record for one peer only (a remove it must refute)
     repeats: int = 1  # sent again at the next flush: one lost datagram must not need a sync
+
+
+@dataclass(slots=True)
+class _Accusation:
+    """A direct peer that was declared gone at ``version`` and has not refuted yet."""
+
+    version: tuple[int, int]
+    until: float  # forgotten then: tombstone_ttl after the last reason to accuse
+    sent: float = -math.inf  # when we last told the peer
 
 
 @dataclass(slots=True)
@@ -492,6 +509,8 @@ class Discovery:
         self._force = False
         self._echo_rot = 0
         self._uprobe: set[str] = set()  # peers that send us unicast probes
+        self._accused: dict[str, _Accusation] = {}  # direct peers that must refute
+        self._contradicted: dict[tuple[str, str], float] = {}  # (peer, sender) -> last sent
         self._timer_cache: object = _STALE
 
     # -- public inputs ---------------------------------------------------------------------
@@ -558,6 +577,7 @@ class Discovery:
                 self._their_echoes.pop(ev.node_id, None)
                 self._their_digest.pop(ev.node_id, None)
                 self._uprobe.discard(ev.node_id)
+                self._accused.pop(ev.node_id, None)
                 if ev.reason == "timeout":
                     ver = self.peers.tombstone(ev.node_id, now=now) or (0, 0)
                     self._queue(PexEntry(OP_REMOVE, ev.node_id, *ver), None, None, now)
@@ -568,6 +588,11 @@ class Discovery:
             limit = now - self.settings.replay_memory
             for nid in [k for k, v in self._replay.items() if v.last < limit]:
                 del self._replay[nid]
+            gap = now - self.settings.pex_min_gap
+            for key in [k for k, t in self._contradicted.items() if t < gap]:
+                del self._contradicted[key]
+            for nid in [k for k, a in self._accused.items() if a.until <= now]:
+                del self._accused[nid]
         self._due(now, out)
         return out
 
@@ -732,10 +757,10 @@ class Discovery:
                 link=LinkQuality(s.etx_window),
             )
             tomb = self.peers.tombstone(b.node_id, now=now)
-            if tomb is not None and version <= tomb and addr is not None:
-                # Declared gone, yet we hear it: tell it, so that it refutes
-                # (bumps its incarnation) and the whole mesh takes it back.
-                self._queue(PexEntry(OP_REMOVE, b.node_id, *tomb), None, None, now, only=addr)
+            if tomb is not None and version <= tomb:
+                # Declared gone, yet we hear it (a healed partition): it must
+                # refute, or our tombstone's copies elsewhere refuse it.
+                self._accuse(b.node_id, tomb, now)
             self._sync_last.pop(addr, None)
             if peer is None:
                 if len(self.peers) >= s.max_peers:
@@ -790,6 +815,12 @@ class Discovery:
                 )
             if changed:
                 out.append(PeerChanged(peer.snapshot(), tuple(changed)))
+        acc = self._accused.get(b.node_id)
+        if acc is not None:
+            if version > acc.version or acc.until <= now:
+                del self._accused[b.node_id]  # refuted: its new version overrides the tombstones
+            else:
+                self._send_accusation(b.node_id, addr, acc, now)
         self._ts[b.node_id] = (b.ts_ms, now)
         if not mcast and b.flags & FLAG_PROBE:
             self._uprobe.add(b.node_id)
@@ -820,6 +851,12 @@ class Discovery:
         mine = next((e for e in b.echoes if e.node_id == self.node_id), None)
         if mine is not None:
             link.set_forward_ratio(mine.ratio)
+            if not peer.hears_us and peer.addr is not None:
+                # A sync sent while it could not hear us was probably lost (a
+                # link coming back): the next divergence need not wait for the
+                # pex_sync_interval rate limit.
+                self._sync_last.pop(peer.addr, None)
+                self._syncs.pop(peer.addr, None)  # re-scheduled by its next differing digest
             peer.hears_us = True
             if mine.hold_ms != HOLD_UNKNOWN:
                 elapsed = (self._ms(now) - mine.echoed_ts_ms) & 0xFFFFFFFF
@@ -937,6 +974,7 @@ class Discovery:
         tomb = self.peers.tombstone(e.node_id, now=now)
         if tomb is not None and version <= tomb:
             self.stats.deltas_ignored += 1
+            self._contradict(e.node_id, tomb, sender, now)
             return
         addr = (e.host, s.port) if e.host else None
         if existing is None:
@@ -1015,8 +1053,7 @@ class Discovery:
             return
         if existing.direct and existing.state == ALIVE:
             # We still hear it: let it refute (it bumps its incarnation).
-            if existing.addr is not None:
-                self._queue(e, None, None, now, only=existing.addr)
+            self._accuse(e.node_id, version, now)
             self.stats.deltas_ignored += 1
             return
         left = self.peers.remove(e.node_id, "removed", now=now, version=version)
@@ -1025,6 +1062,52 @@ class Discovery:
             self._digest = None
             self.stats.deltas_accepted += 1
             self._queue(e, ex_addr, ex_iface, now)
+
+    def _accuse(self, node_id: str, version: tuple[int, int], now: float) -> None:
+        """Direct peer ``node_id`` was declared gone at ``version``: tell it until it refutes.
+
+        SWIM's "you are suspected" message, made reliable: one datagram can be
+        lost (a link that just came back often drops the first packets), so
+        the remove is sent again on each of its beacons that still carries
+        ``version`` or older (at most once per ``pex_min_gap``), until one
+        shows a higher version or ``tombstone_ttl`` has passed.
+        """
+        acc = self._accused.get(node_id)
+        until = now + self.settings.tombstone_ttl
+        if acc is None:
+            acc = self._accused[node_id] = _Accusation(version, until)
+        else:
+            acc.version, acc.until = max(acc.version, version), until
+        peer = self.peers.get(node_id)
+        if peer is not None and peer.addr is not None:
+            self._send_accusation(node_id, peer.addr, acc, now)
+
+    def _send_accusation(self, node_id: str, addr: Addr, acc: _Accusation, now: float) -> None:
+        if now - acc.sent < self.settings.pex_min_gap:
+            return
+        acc.sent = now
+        self.stats.accusations_sent += 1
+        # No repeat: its next beacon, if it still carries the old version, re-sends.
+        entry = PexEntry(OP_REMOVE, node_id, *acc.version)
+        self._queue(entry, None, None, now, only=addr, repeats=0)
+
+    def _contradict(self, node_id: str, tomb: tuple[int, int], sender: Peer, now: float) -> None:
+        """``sender`` offered ``node_id`` at a version we hold a tombstone for: tell it.
+
+        The sender then either drops the peer too (it learned it by hearsay)
+        or, if it hears the peer directly, accuses it so that it refutes. Either
+        way the disagreement ends in one version for the whole mesh, instead of
+        lasting until our tombstone expires.
+        """
+        key = (node_id, sender.node_id)
+        if sender.addr is None or now - self._contradicted.get(key, -math.inf) < (
+            self.settings.pex_min_gap
+        ):
+            return
+        self._contradicted[key] = now
+        self.stats.contradictions_sent += 1
+        entry = PexEntry(OP_REMOVE, node_id, *tomb)
+        self._queue(entry, None, None, now, only=sender.addr, repeats=0)
 
     def _add_entry(self, p: Peer) -> PexEntry:
         host = p.addr[0] if p.addr is not None else ""
@@ -1040,8 +1123,9 @@ class Discovery:
         now: float,
         *,
         only: Addr | None = None,
+        repeats: int = 1,
     ) -> None:
-        self._pending.append(_Delta(entry, ex_addr, ex_iface, only))
+        self._pending.append(_Delta(entry, ex_addr, ex_iface, only, repeats))
         if self._pex_due is None:
             self._pex_due = max(
                 now + self.settings.pex_delay, self._pex_last + self.settings.pex_min_gap
@@ -1256,10 +1340,11 @@ class Discovery:
         peer = self.peers.get(node_id)
         if peer is None or not peer.direct or peer.addr is None:
             return
-        if (
-            self.node_id in self._their_echoes.get(node_id, frozenset())
-            or self._their_digest.get(node_id) == self.digest
-        ):
+        # On a segment an echo of us means a reply from someone already reached
+        # the newcomer (it re-announces after one); a routing neighbour has no
+        # other replier, so only an equal digest makes our reply redundant.
+        echoes_us = self.node_id in self._their_echoes.get(node_id, frozenset())
+        if (echoes_us and peer.via_multicast) or self._their_digest.get(node_id) == self.digest:
             self.stats.replies_suppressed += 1
             return
         self.stats.replies_sent += 1
@@ -1309,8 +1394,13 @@ class Discovery:
                 continue
             if latest or force:
                 self._unicast(addr, 0, now, out, list(latest.values()) if latest else None)
+        # Records meant for one peer only (accusations, contradictions): one
+        # datagram per destination, never multicast nor forwarded as news.
+        per_addr: dict[Addr, dict[str, PexEntry]] = {}
         for d in targeted:
-            self._unicast(d.only, 0, now, out, [d.entry])  # type: ignore[arg-type]
+            per_addr.setdefault(d.only, {})[d.entry.node_id] = d.entry  # type: ignore[arg-type]
+        for addr, entries in per_addr.items():
+            self._unicast(addr, 0, now, out, list(entries.values()))
         # Each record goes out twice, pex_min_gap apart: with 10% loss per
         # link, a lost delta then costs 1% of the time a full sync, not 10%.
         again = [d for d in pending + targeted if d.repeats > 0]

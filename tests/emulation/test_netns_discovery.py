@@ -18,8 +18,11 @@ routing neighbours and peer exchange (never multicast across routers); the
 route costs the adapter reads agree with babeld's own ``dump``; a cut of the
 r2-r3 link is seen by babeld and by discovery, and so is its repair.
 
-Runs in about 40 s. Skips with the reason when not root, when ``ip netns``
-fails, or when babeld is missing (``ci/emulation_deps.sh`` installs it).
+Every check polls with a generous timeout (a loaded 2-core CI machine may
+start nine Python daemons slowly) and returns as soon as it holds: about 15 s
+on an idle machine, well under 90 s on a loaded one. ``MESHCORE_EMULATION_SLACK``
+(default 1) multiplies every timeout. Skips with the reason when not root, when
+``ip netns`` fails, or when babeld is missing (``ci/emulation_deps.sh`` installs it).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 KEY = "hex:6d657368636f72652d656d756c6174696f6e"
 SEG_A = ["a1", "a2", "a3"]
 SEG_B = ["b1", "b2", "b3"]
+SLACK = float(os.environ.get("MESHCORE_EMULATION_SLACK", "1"))  # scales every timeout
 ROUTERS = ["r1", "r2", "r3"]
 ALL = SEG_A + SEG_B + ROUTERS
 RID = {r: f"02:00:00:00:00:00:00:0{r[1]}" for r in ROUTERS}
@@ -140,6 +144,7 @@ def _alive(status: dict) -> dict[str, dict]:
 
 
 def _wait(predicate, timeout: float, what: str, lab: Lab):
+    timeout *= SLACK
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
@@ -173,13 +178,14 @@ def test_same_segment_discovery_by_multicast(lab):
             for other in {*SEG_A, "r1"} - {h}
         )
 
-    _wait(lambda: all(heard_by_multicast(h) for h in SEG_A), 15,
+    _wait(lambda: all(heard_by_multicast(h) for h in SEG_A), 30,
           "segment A to hear itself by multicast", lab)
-    assert time.monotonic() - lab.started < 15
+    # Includes the daemons' start-up (Python imports), slow on a loaded machine.
+    assert time.monotonic() - lab.started < 30 * SLACK
 
 
 def test_cross_segment_discovery_through_neighbours_and_peer_exchange(lab):
-    _wait(lambda: _everyone_knows_everyone(lab), 30, "every node to know all 8 others", lab)
+    _wait(lambda: _everyone_knows_everyone(lab), 40, "every node to know all 8 others", lab)
     for name, segment, others in (("a1", SEG_A, SEG_B), ("b2", SEG_B, SEG_A)):
         peers = _alive(_status(lab, name))
         for other in others:
@@ -245,7 +251,7 @@ def test_route_costs_agree_with_babeld(lab):
             results[r] = got
         return results
 
-    results = _wait(agree, 20, "adapter costs to equal babeld's dump", lab)
+    results = _wait(agree, 30, "adapter costs to equal babeld's dump", lab)
     # Wired veth links cost 96 in babeld: one hop 0.375, two hops 0.75.
     assert results["r1"] == {RID["r2"]: 0.375, RID["r3"]: 0.75}
     assert results["r2"] == {RID["r1"]: 0.375, RID["r3"]: 0.375}
@@ -271,22 +277,23 @@ def _mismatches(lab: Lab) -> dict[str, list[str]]:
 
 
 def test_link_cut_is_detected_and_repaired(lab):
-    _wait(lambda: _everyone_knows_everyone(lab), 20, "a converged network before the cut", lab)
+    _wait(lambda: _everyone_knows_everyone(lab), 30, "a converged network before the cut", lab)
     lab.set_link("r2", "e23", False)
     cut = time.monotonic()
     # babeld sees it at once (interface down); the adapter marks the link broken.
-    _wait(lambda: (_r2_to_r3(_status(lab, "r2")) or {"cost": 1})["cost"] is None, 10,
+    _wait(lambda: (_r2_to_r3(_status(lab, "r2")) or {"cost": 1})["cost"] is None, 15,
           "the adapter to mark r2->r3 broken", lab)
     # Discovery: r2 stops hearing r3 (no more unicast beacons): suspect, then gone.
-    _wait(lambda: "r3" not in _alive(_status(lab, "r2")), 10, "r2 to lose r3", lab)
+    # gone_after = 6 beacon intervals of 0.5 s: 3 s, plus the status file's 0.5 s.
+    _wait(lambda: "r3" not in _alive(_status(lab, "r2")), 15, "r2 to lose r3", lab)
     detected = time.monotonic() - cut
     # r1's babeld loses its route to r3, and r1's adapter its link.
-    _wait(lambda: RID["r3"] not in _babeld_metrics(lab, "r1"), 20, "r1's route to r3 to go", lab)
-    _wait(lambda: RID["r3"] not in _adapter_costs(_status(lab, "r1")), 10,
+    _wait(lambda: RID["r3"] not in _babeld_metrics(lab, "r1"), 30, "r1's route to r3 to go", lab)
+    _wait(lambda: RID["r3"] not in _adapter_costs(_status(lab, "r1")), 15,
           "r1's adapter to drop r3", lab)
     assert set(SEG_A) - {"a1"} <= set(_alive(_status(lab, "a1")))  # the segment is intact
     # Recorded for the propagation test below (which depends on peer exchange).
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20 * SLACK
     while set(SEG_B) & set(_alive(_status(lab, "a1"))) and time.monotonic() < deadline:
         time.sleep(0.1)
     lab.a1_after_cut = sorted(_alive(_status(lab, "a1")))
@@ -300,12 +307,14 @@ def test_link_cut_is_detected_and_repaired(lab):
     _wait(lambda: _adapter_costs(_status(lab, "r1")).get(RID["r3"]) == 0.75, 20,
           "r1's adapter to see r3 at 0.75 again", lab)
     repaired = time.monotonic() - repair
-    deadline = time.monotonic() + 15
+    # r2 was declared gone on segment B: it must refute (one beacon interval
+    # after r3 hears it, plus a flush) before segment B takes it back.
+    deadline = time.monotonic() + REPAIR_WAIT * SLACK
     while _mismatches(lab) and time.monotonic() < deadline:
         time.sleep(0.2)
     lab.after_repair = _mismatches(lab)
-    assert detected < 10
-    assert repaired < 40
+    assert detected < 15 * SLACK
+    assert repaired < 40 * SLACK
 
 
 def test_cut_propagates_to_the_other_segment(lab):
@@ -315,8 +324,13 @@ def test_cut_propagates_to_the_other_segment(lab):
     assert not set(SEG_B) & set(after), f"a1 still lists segment B after the cut: {after}"
 
 
+REPAIR_WAIT = 30  # seconds; far below tombstone_ttl (120 s), which must not be what heals it
+
+
 def test_everyone_knows_everyone_again_after_the_repair(lab):
     after = getattr(lab, "after_repair", None)
     if after is None:
         pytest.skip("the link-cut test did not run")
-    assert after == {}, f"peer tables 15 s after the repair (missing -, extra +): {after}"
+    assert after == {}, (
+        f"peer tables {REPAIR_WAIT * SLACK:g} s after the repair (missing -, extra +): {after}"
+    )
