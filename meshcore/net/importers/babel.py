@@ -591,6 +591,11 @@ class BabelState:
             self._neighbours.items(), key=lambda kv: (kv[1].interface, kv[1].address)
         ):
             node = rids.get(handle) or f"{nb.address}%{nb.interface}"
+            if node == me:
+                # A neighbour announcing our own router id: a duplicated id
+                # (a cloned image) or a loop. Not a link; counted for the operator.
+                topo.stats["babel_self_neighbours"] = topo.stats.get("babel_self_neighbours", 0) + 1
+                continue
             hop_node[(nb.address, nb.interface)] = node
             hop_cost[(nb.address, nb.interface)] = nb.cost
             if node not in topo.nodes:
