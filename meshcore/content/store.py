@@ -172,6 +172,10 @@ def _load_syncfs():
 _syncfs = _load_syncfs()
 
 
+def _store_error(final: str, size: int, exc: OSError) -> StorageError:
+    return StorageError(f"{final}: cannot store {size} bytes: {_explain(exc)}", path=final)
+
+
 def _explain(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "disk full (ENOSPC)"
@@ -417,6 +421,14 @@ class ChunkStore:
                 )
             self.used_bytes += size
 
+    def _undo_write(self, tmp: str | None, size: int) -> None:
+        # A failed chunk write: no temp file may stay behind, and the bytes
+        # reserved against the budget go back.
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        self._release(size)
+
     def _release(self, size: int) -> None:
         with self._lock:
             self.used_bytes -= size
@@ -457,14 +469,9 @@ class ChunkStore:
                             os.unlink(final)
                         raise
         except BaseException as exc:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-            self._release(size)
+            self._undo_write(tmp, size)
             if isinstance(exc, OSError):
-                raise StorageError(
-                    f"{final}: cannot store {size} bytes: {_explain(exc)}", path=final
-                ) from exc
+                raise _store_error(final, size, exc) from exc
             raise
         if deferred:
             assert self._pending is not None and tmp is not None
@@ -722,14 +729,9 @@ class ChunkStore:
             finally:
                 os.close(fd)
         except BaseException as exc:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-            self._release(size)
+            self._undo_write(tmp, size)
             if isinstance(exc, OSError):
-                raise StorageError(
-                    f"{final}: cannot store {size} bytes: {_explain(exc)}", path=final
-                ) from exc
+                raise _store_error(final, size, exc) from exc
             raise
         return _Staged(digest, final, n, tmp, size)
 
