@@ -96,7 +96,7 @@ def test_textfile_is_written_atomically(tmp_path):
     write_textfile(_registry(), path)
     assert "meshcore_requests_total" in path.read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["meshcore.prom"]  # no temp left
-    write_textfile("# replaced\n", path)
+    write_textfile("# replaced\n", path, durable=False)
     assert path.read_text() == "# replaced\n"
     with pytest.raises(ValueError, match=r"\*\.prom"):
         write_textfile("x", tmp_path / "meshcore.txt")

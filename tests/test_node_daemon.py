@@ -339,3 +339,185 @@ def test_example_config_is_valid():
     assert settings.node_id == "6a1f00c3e2b4d5f7"
     assert settings.discovery.interfaces == ("br-lan",)
     assert str(settings.babeld.address) == "[::1]:33123"
+
+
+# -- analytics ---------------------------------------------------------------------
+
+SALT = "salt = 'a-long-test-community-salt'"
+
+
+def _families(path: Path) -> dict:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {f.name: f for f in text_string_to_metric_families(path.read_text())}
+
+
+def _sample(fam, **labels) -> float:
+    (value,) = [s.value for s in fam.samples if s.labels == labels]
+    return value
+
+
+def test_cli_once_with_analytics_writes_a_prometheus_textfile(tmp_path, capsys):
+    prom = tmp_path / "meshcore.prom"
+    path = tmp_path / "node.toml"
+    path.write_text(f"[node]\nid = 'solo'\nbind = '127.0.0.1'\n"
+                    f"[net]\n{KEY}\nmulticast = false\nport = {_free_udp_port()}\n"
+                    f"[analytics]\n{SALT}\ntextfile_path = '{prom}'\n")
+    start = time.monotonic()
+    assert cli.main(["node", "run", "--config", str(path), "--once",
+                     "--log-level", "warning"]) == 0
+    assert time.monotonic() - start < 5
+    fams = _families(prom)
+    # Families named by the collector (docs/analytics.md) and by the daemon (docs/node.md).
+    for name in ("meshcore_neighbors", "meshcore_neighbor_changes", "meshcore_link_changes",
+                 "meshcore_node_peers", "meshcore_node_discovery_datagrams",
+                 "meshcore_node_discovery_dropped", "meshcore_node_textfile_errors"):
+        assert name in fams, name
+    assert fams["meshcore_node_discovery_datagrams"].type == "counter"
+    assert _sample(fams["meshcore_node_peers"], state="alive") == 0
+    assert _sample(fams["meshcore_neighbors"]) == 0
+    assert _sample(fams["meshcore_node_textfile_errors"]) == 0
+    assert not list(tmp_path.glob("*.tmp"))  # written atomically, no leftovers
+
+
+def test_two_daemons_report_each_other_in_their_textfiles(tmp_path):
+    port = _free_udp_port()
+    common = (f"[net]\n{KEY}\nmulticast = false\nport = {port}\nneighbour_interval = '0.2s'\n"
+              "beacon_interval = '0.2s'\n")
+
+    def config(name: str, me: str, other: str) -> str:
+        return (f"[node]\nid = '{name}'\nbind = '{me}'\nstatus_interval = '0.1s'\n{common}"
+                f"[analytics]\n{SALT}\ntextfile_path = '{tmp_path / name}.prom'\n")
+
+    async def main():
+        a = NodeDaemon(_settings(config("alpha", "127.0.0.2", "127.0.0.3")),
+                       rng=random.Random(1))
+        b = NodeDaemon(_settings(config("beta", "127.0.0.3", "127.0.0.2")),
+                       rng=random.Random(2))
+        tasks = [asyncio.create_task(a.run(duration=10)), asyncio.create_task(b.run(duration=10))]
+        while a.driver is None or b.driver is None:
+            await asyncio.sleep(0.01)
+        # No babeld here: point each at the other as a routing neighbour.
+        a._on_neighbours([("127.0.0.3", port)])
+        b._on_neighbours([("127.0.0.2", port)])
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while loop.time() - start < 4:
+            if a.core.peers.get("beta") and b.core.peers.get("alpha"):
+                break
+            await asyncio.sleep(0.02)
+        a.stop()
+        b.stop()
+        await asyncio.gather(*tasks)
+        return a, b
+
+    a, b = asyncio.run(main())
+    assert a.core.peers.get("beta") and b.core.peers.get("alpha")
+    fams = _families(tmp_path / "alpha.prom")
+    assert _sample(fams["meshcore_neighbors"]) == 1
+    assert _sample(fams["meshcore_neighbor_changes"], change="up") == 1
+    assert _sample(fams["meshcore_node_peers"], state="alive") + _sample(
+        fams["meshcore_node_peers"], state="suspect") == 1
+    # The counters mirror Discovery.stats as of the last write (at shutdown).
+    stats = a.core.stats
+    assert _sample(fams["meshcore_node_discovery_datagrams"], direction="sent") == (
+        stats.sent_datagrams) > 0
+    assert _sample(fams["meshcore_node_discovery_datagrams"], direction="received") == (
+        stats.received) > 0
+    assert _sample(fams["meshcore_node_discovery_dropped"], reason="auth") == stats.dropped_auth
+
+
+def test_no_analytics_table_means_no_collector_and_no_textfile(tmp_path, capsys):
+    path = tmp_path / "node.toml"
+    path.write_text(f"[node]\nid = 'solo'\nbind = '127.0.0.1'\n"
+                    f"[net]\n{KEY}\nmulticast = false\nport = {_free_udp_port()}\n")
+    settings = NodeSettings.from_config(parse_config(path.read_text(), "node.toml"))
+    assert settings.analytics is None
+    daemon = NodeDaemon(settings)
+    assert daemon.analytics is None
+    daemon.update_analytics()  # a no-op without [analytics]
+    assert "analytics" not in daemon.status()
+    assert cli.main(["node", "run", "--config", str(path), "--once",
+                     "--log-level", "warning"]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["node.toml"]
+
+
+def test_analytics_config_errors_and_disabled_table():
+    base = f"[node]\nid = 'n'\n[net]\n{KEY}\n"
+    with pytest.raises(ConfigError) as info:
+        _settings(base + "[analytics]\ntextfile_path = '/tmp/x.prom'\n")
+    assert info.value.key == "analytics.salt"
+    with pytest.raises(ConfigError, match=r"\.prom") as info:
+        _settings(base + f"[analytics]\n{SALT}\ntextfile_path = '/tmp/metrics.txt'\n")
+    assert info.value.key == "analytics.textfile_path"
+    assert _settings(base + "[analytics]\nenabled = false\n").analytics is None
+    # Exports off: no salt needed; the daemon still counts (with a private random salt).
+    quiet = _settings(base + "[analytics]\nexports_enabled = false\n")
+    assert quiet.analytics is not None and NodeDaemon(quiet).analytics is not None
+
+
+def test_unwritable_textfile_is_logged_once_counted_and_not_fatal(tmp_path, caplog):
+    bad = tmp_path / "no" / "such" / "dir" / "m.prom"
+    daemon = NodeDaemon(_settings(
+        f"[node]\nid = 'n'\nbind = '127.0.0.1'\nstatus_interval = '0.05s'\n"
+        f"[net]\n{KEY}\nmulticast = false\nport = {_free_udp_port()}\n"
+        f"[analytics]\n{SALT}\ntextfile_path = '{bad}'\n"))
+    with caplog.at_level(logging.INFO, logger="meshcore.node"):
+        assert asyncio.run(daemon.run(duration=0.3)) == 0
+        failures = daemon.textfile_errors
+        assert failures >= 2  # every interval plus the last write at shutdown
+        warnings = [r for r in caplog.records if "cannot write Prometheus textfile" in
+                    r.getMessage()]
+        assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+        assert daemon.status()["analytics"] == {"textfile_errors": failures}
+        # The folder appears: the next write succeeds, says so, and carries the count.
+        bad.parent.mkdir(parents=True)
+        daemon.update_analytics()
+    assert any("written again" in r.getMessage() for r in caplog.records)
+    assert _sample(_families(bad)["meshcore_node_textfile_errors"]) == failures
+
+
+def _value(fam, *labels: str) -> float:
+    return dict(fam.samples())[labels].value
+
+
+def test_peer_events_and_babeld_costs_become_analytics_events():
+    from meshcore.net.discovery import Peer, PeerJoined
+    from meshcore.net.topology import Topology
+
+    clock = [1_700_000_000.0]
+    daemon = NodeDaemon(_settings(f"[node]\nid = 'me'\n[net]\n{KEY}\n[analytics]\n{SALT}\n"),
+                        wall_clock=lambda: clock[0])
+    reg = daemon.analytics.registry
+    neighbours, changes = reg.get("meshcore_neighbors"), reg.get("meshcore_neighbor_changes")
+    etx, link_changes = reg.get("meshcore_link_etx"), reg.get("meshcore_link_changes")
+
+    daemon._on_peer_event(PeerJoined(Peer("p1", etx=1.5)))
+    daemon._on_peer_event(PeerJoined(Peer("p2")))  # no ETX measured yet: no link event
+    assert _value(neighbours) == 2
+    assert _value(etx, "p1") == 1.5 and _value(link_changes) == 1
+    daemon._on_peer_event(PeerChanged(Peer("p1", etx=2.0), ("etx", "rtt")))
+    daemon._on_peer_event(PeerChanged(Peer("p1", state="suspect"), ("state",)))
+    assert _value(etx, "p1") == 2.0 and _value(link_changes) == 2
+    clock[0] += 61  # events keep going across a window boundary
+    daemon._on_peer_event(PeerLeft("p2", "timeout"))
+    assert _value(neighbours) == 1
+    assert (_value(changes, "up"), _value(changes, "down")) == (2, 1)
+
+    # babeld: only this router's own links; first view, a cost change, a lost link.
+    one, two, three = Topology(router_id="A"), Topology(router_id="A"), Topology(router_id="A")
+    one.add_link("A", "B", 0.375)  # cheaper than one ideal hop: reads as ETX 1
+    one.add_link("B", "C", 3.0)  # not ours: ignored
+    two.add_link("A", "B", 2.5)
+    two.add_link("B", "C", 4.0)
+    three.add_link("B", "C", 4.0)
+    daemon._on_topology(one)
+    assert _value(etx, "B") == 1.0 and _value(link_changes) == 3
+    daemon._on_topology(two)
+    daemon._on_topology(two)  # unchanged: no event
+    assert _value(etx, "B") == 2.5 and _value(link_changes) == 4
+    daemon._on_topology(three)
+    assert _value(etx, "B") == float("inf") and _value(link_changes) == 5
+    assert "C" not in {values[0] for values, _ in etx.samples()}
+    daemon._on_topology(Topology())  # no router id known: nothing to attribute
+    assert _value(link_changes) == 5

@@ -135,12 +135,16 @@ def prometheus_text(registry: Registry) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_textfile(text: str | Registry, path: str | os.PathLike) -> Path:
+def write_textfile(
+    text: str | Registry, path: str | os.PathLike, *, durable: bool = True
+) -> Path:
     """Write ``text`` (or a registry's exposition) to ``path`` atomically for node_exporter.
 
     ``path`` must end in ``.prom`` (the collector reads only those). Raises
     ValueError for another suffix and OSError when the folder is not writable
-    (the temp file is removed).
+    (the temp file is removed). ``durable=False`` skips the fsyncs: a file
+    rewritten every few seconds on router flash should not wear it out, and
+    losing the last copy in a power cut costs one scrape.
     """
     target = Path(path)
     if target.suffix != ".prom":
@@ -148,7 +152,7 @@ def write_textfile(text: str | Registry, path: str | os.PathLike) -> Path:
     if isinstance(text, Registry):
         text = prometheus_text(text)
     # The temp name ends in .tmp, which the collector ignores.
-    return write_atomic(target, text)
+    return write_atomic(target, text, durable=durable)
 
 
 # -- InfluxDB line protocol ----------------------------------------------------

@@ -37,6 +37,21 @@ Config keys (``docs/node.md`` has the full table)::
     reconnect_initial = "0.5s"
     reconnect_max = "30s"
     connect_timeout = "5s"
+
+    [analytics]                 # optional: usage analytics (meshcore.analytics)
+    salt = "..."                # see docs/analytics.md
+    textfile_path = ""          # node_exporter textfile (*.prom), "" = none
+
+When ``[analytics]`` is present (and not ``enabled = false``) the daemon
+keeps a :class:`~meshcore.analytics.events.Collector`: discovery's peer
+events become ``NeighborChange`` events (and ETX changes ``LinkChange``),
+babeld's cost changes on this router's own links become ``LinkChange``
+events, and a few node gauges and counters (peers by state, discovery
+datagrams) are added to the same registry. Every ``status_interval`` the
+daemon reads the wall clock, calls ``Collector.tick(now=...)`` and, when
+``textfile_path`` is set, rewrites that file atomically
+(:func:`~meshcore.analytics.exporters.write_textfile`). A write that fails
+is logged once per failure streak and counted, never fatal.
 """
 
 from __future__ import annotations
@@ -49,14 +64,19 @@ import json
 import logging
 import math
 import random
+import secrets
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from meshcore._files import write_atomic
+from meshcore.analytics.events import Collector, LinkChange, NeighborChange
+from meshcore.analytics.exporters import write_textfile as _write_prom
+from meshcore.analytics.settings import AnalyticsSettings
 from meshcore.config import Config, Section
 from meshcore.net.discovery import (
     Discovery,
@@ -78,6 +98,7 @@ log = logging.getLogger("meshcore.node")
 NODE_KEYS = ("id", "service_port", "bind", "status_file", "status_interval", "log_level")
 BABELD_KEYS = ("address", "reconnect_initial", "reconnect_max", "connect_timeout")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+_DROP_REASONS = ("malformed", "auth", "replay", "oversize", "version", "self")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,14 +123,18 @@ class NodeSettings:
     status_interval: float = 2.0
     log_level: str = "info"
     babeld: BabeldSettings | None = None
+    analytics: AnalyticsSettings | None = None
+    """``[analytics]`` when present and enabled; None = analytics off."""
 
     @classmethod
     def from_config(cls, config: Config) -> NodeSettings:
-        """Validate ``[node]``, ``[net]`` and ``[net.babeld]``.
+        """Validate ``[node]``, ``[net]``, ``[net.babeld]`` and ``[analytics]``.
 
         Raises :class:`~meshcore.errors.ConfigError` naming the key: a
         missing ``net.community_key``, an unknown key in ``[node]`` or
-        ``[net.babeld]``, a bad address or value.
+        ``[net.babeld]``, a bad address or value, an ``[analytics]`` table
+        that :meth:`AnalyticsSettings.from_config` refuses, or an
+        ``analytics.textfile_path`` not ending in ``.prom``.
         """
         node = config.section("node")
         node.check_known(NODE_KEYS)
@@ -135,7 +160,22 @@ class NodeSettings:
             status_interval=status_interval,
             log_level=node.get_str("log_level", "info", choices=LOG_LEVELS),
             babeld=_babeld_settings(net),
+            analytics=_analytics_settings(config),
         )
+
+
+def _analytics_settings(config: Config) -> AnalyticsSettings | None:
+    if "analytics" not in config:
+        return None
+    settings = AnalyticsSettings.from_config(config)
+    if not settings.enabled:
+        return None
+    path = settings.textfile_path
+    if path and Path(path).suffix != ".prom":
+        # node_exporter reads only *.prom: refuse at startup, not at every write.
+        raise config.section("analytics").error(
+            "textfile_path", f"expected a path ending in .prom, got {path!r}")
+    return settings
 
 
 def _babeld_settings(net: Section) -> BabeldSettings | None:
@@ -171,16 +211,32 @@ def default_node_id() -> str:
 
 
 class NodeDaemon:
-    """One node: the discovery driver plus, optionally, the babeld adapter.
+    """One node: the discovery driver plus, optionally, the babeld adapter and analytics.
 
     ``rng`` seeds the core and the backoff jitter (default: a fresh
-    ``random.Random``). :meth:`run` returns when :meth:`stop` is called, a
-    signal arrives, or ``duration`` seconds have passed.
+    ``random.Random``). ``wall_clock`` gives Unix seconds for the analytics
+    collector (default ``time.time``). :meth:`run` returns when :meth:`stop`
+    is called, a signal arrives, or ``duration`` seconds have passed.
     """
 
-    def __init__(self, settings: NodeSettings, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        settings: NodeSettings,
+        *,
+        rng: random.Random | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.rng = rng if rng is not None else random.Random()
+        self.wall_clock = wall_clock
+        """Unix seconds for the analytics collector (read here, passed in as ``now``)."""
+        self.analytics: Collector | None = None
+        self.textfile_errors = 0
+        """Failed textfile writes since start."""
+        self._textfile_failing = False
+        self._stats_seen: dict[str, int] = {}
+        if settings.analytics is not None:
+            self._start_analytics(settings.analytics)
         self.core: Discovery | None = None
         self.driver: UdpDriver | None = None
         self.babeld: BabeldClient | None = None
@@ -233,6 +289,8 @@ class NodeDaemon:
             tasks.append(asyncio.create_task(self.babeld.run(), name="babeld"))
         if s.status_file:
             tasks.append(asyncio.create_task(self._status_loop(), name="status"))
+        if self.analytics is not None:
+            tasks.append(asyncio.create_task(self._analytics_loop(), name="analytics"))
         installed = self._install_signals(loop)
         try:
             if duration is None:
@@ -253,6 +311,8 @@ class NodeDaemon:
             self.driver.close()
             if s.status_file:
                 self.write_status()
+            if self.analytics is not None:
+                self.update_analytics()  # the last counts before exit
             log.info("node %s stopped", s.node_id)
         return 0
 
@@ -270,6 +330,8 @@ class NodeDaemon:
 
     def _on_peer_event(self, event: Effect) -> None:
         self._status_dirty = True
+        if self.analytics is not None:
+            self._record_peer_event(event)
         if isinstance(event, PeerJoined):
             p = event.peer
             how = (f"multicast on {p.interface or 'default interface'}" if p.via_multicast
@@ -292,6 +354,8 @@ class NodeDaemon:
     def _on_topology(self, topology: Topology) -> None:
         old, self.topology = self.topology, topology
         self._status_dirty = True
+        if self.analytics is not None:
+            self._record_links(old, topology)
         if old is None:
             log.info("babeld topology: %d routers, %d links", len(topology),
                      topology.num_links)
@@ -303,6 +367,128 @@ class NodeDaemon:
         if diff.added_nodes or diff.removed_nodes:
             log.info("babeld routers added %s, removed %s", list(diff.added_nodes),
                      list(diff.removed_nodes))
+
+    # -- analytics ---------------------------------------------------------------
+
+    def _start_analytics(self, a: AnalyticsSettings) -> None:
+        # With exports off a salt is optional; the daemon records no principals,
+        # so a per-process random salt keeps the Collector's contract.
+        salt = a.salt or secrets.token_hex(16)
+        self.analytics = collector = Collector(
+            self.settings.node_id, now=self.wall_clock(), salt=salt,
+            label_cap=a.label_cardinality_cap, hll_precision=a.hll_precision,
+            top_k=a.top_k, stored_top=a.stored_top)
+        reg = collector.registry
+        self._m_peers = reg.gauge("meshcore_node_peers", "Peers in the discovery table, by state",
+                                  ("state",))
+        self._m_datagrams = reg.counter(
+            "meshcore_node_discovery_datagrams", "Discovery datagrams, by direction",
+            ("direction",))
+        self._m_dropped = reg.counter(
+            "meshcore_node_discovery_dropped", "Discovery datagrams dropped, by reason",
+            ("reason",))
+        self._m_textfile_errors = reg.counter(
+            "meshcore_node_textfile_errors", "Failed writes of the Prometheus textfile")
+        for state in ("alive", "suspect"):
+            self._m_peers.labels(state).set(0)
+        for direction in ("sent", "received"):
+            self._m_datagrams.labels(direction).inc(0)
+        for reason in _DROP_REASONS:
+            self._m_dropped.labels(reason).inc(0)
+
+    def _record_peer_event(self, event: Effect) -> None:
+        collector, now = self.analytics, self.wall_clock()
+        assert collector is not None
+        if isinstance(event, PeerJoined):
+            collector.record(NeighborChange(event.peer.node_id, up=True), now=now)
+            if math.isfinite(event.peer.etx):  # inf = not measured yet, not "lost"
+                self._record_etx(event.peer.node_id, event.peer.etx, now)
+        elif isinstance(event, PeerLeft):
+            collector.record(NeighborChange(event.node_id, up=False), now=now)
+        elif isinstance(event, PeerChanged) and "etx" in event.fields:
+            self._record_etx(event.peer.node_id, event.peer.etx, now)
+
+    def _record_etx(self, peer: str, etx: float, now: float) -> None:
+        # Discovery's ETX is >= 1 by construction (inf when the link is lost);
+        # the max() only guards the collector's precondition.
+        if not math.isnan(etx):
+            assert self.analytics is not None
+            self.analytics.record(LinkChange(peer, max(1.0, etx)), now=now)
+
+    def _record_links(self, old: Topology | None, new: Topology) -> None:
+        """babeld costs of this router's own links -> LinkChange (peer = router id)."""
+        me = new.router_id
+        if me is None:
+            return
+        before = {lk.target: lk.cost for lk in (old.links() if old else ()) if lk.source == me}
+        after = {lk.target: lk.cost for lk in new.links() if lk.source == me}
+        now = self.wall_clock()
+        assert self.analytics is not None
+        for target in sorted(before.keys() | after.keys()):
+            cost = after.get(target, math.inf)
+            if before.get(target) == cost:
+                continue
+            # babeld's cost is in 1/256 units, one good hop ~ 1.0 after Topology's
+            # scaling; ETX is >= 1, so cheaper-than-ideal costs read as 1.
+            self.analytics.record(LinkChange(target, max(1.0, cost)), now=now)
+
+    def update_analytics(self) -> None:
+        """Refresh the node gauges, ``tick`` the collector and write the textfile (if set).
+
+        A failed write is logged (once until a write succeeds again) and counted
+        in ``meshcore_node_textfile_errors_total``; it never raises.
+        """
+        collector = self.analytics
+        if collector is None:
+            return
+        if self.core is not None:
+            counts: dict[str, int] = {"alive": 0, "suspect": 0}
+            for p in self.core.peers:
+                counts[p.state] = counts.get(p.state, 0) + 1
+            for state, n in counts.items():
+                self._m_peers.labels(state).set(n)
+            stats = self.core.stats
+            self._sync_counter(self._m_datagrams.labels("sent"), "sent", stats.sent_datagrams)
+            self._sync_counter(self._m_datagrams.labels("received"), "received", stats.received)
+            for reason in _DROP_REASONS:
+                self._sync_counter(self._m_dropped.labels(reason), reason,
+                                   getattr(stats, "dropped_" + reason))
+        # Closed rollups are not stored by the daemon yet (rollup_path): drop them.
+        collector.tick(now=self.wall_clock())
+        path = self.settings.analytics.textfile_path if self.settings.analytics else ""
+        if path:
+            self.write_textfile(path)
+
+    def _sync_counter(self, child: Any, key: str, value: int) -> None:
+        # Discovery's stats are monotonic totals: add what is new since last time.
+        seen = self._stats_seen.get(key, 0)
+        if value > seen:
+            child.inc(value - seen)
+            self._stats_seen[key] = value
+
+    def write_textfile(self, path: str) -> None:
+        """Write the collector's registry to ``path`` atomically; errors are logged, not raised."""
+        assert self.analytics is not None
+        try:
+            # Rewritten every status_interval: not fsynced (flash wear).
+            _write_prom(self.analytics.registry, path, durable=False)
+        except OSError as exc:
+            self.textfile_errors += 1
+            self._m_textfile_errors.inc()
+            if not self._textfile_failing:
+                log.warning("cannot write Prometheus textfile %s: %s", path,
+                            exc.strerror or exc)
+            self._textfile_failing = True
+        else:
+            if self._textfile_failing:
+                log.info("Prometheus textfile %s written again", path)
+            self._textfile_failing = False
+
+    async def _analytics_loop(self) -> None:
+        interval = self.settings.status_interval
+        while True:
+            self.update_analytics()
+            await asyncio.sleep(interval)
 
     # -- status ------------------------------------------------------------------
 
@@ -337,6 +523,8 @@ class NodeDaemon:
             out["discovery"] = core.stats.as_dict()
         if driver is not None:
             out["udp"] = driver.stats.as_dict()
+        if self.analytics is not None:
+            out["analytics"] = {"textfile_errors": self.textfile_errors}
         if self.babeld is not None:
             b = self.babeld
             out["babeld"] = {
