@@ -12,82 +12,50 @@
 See docs/analytics.md.
 """
 
-from .aggregate import MeshAggregate, MeshView, NodeSummary
-from .charts import render_charts
-from .events import (
-    CacheLookup,
-    Collector,
-    CongestionEpisode,
-    LinkChange,
-    NeighborChange,
-    PeerServed,
-    QuotaAction,
-    RequestFailed,
-    RequestServed,
-    UplinkChange,
-)
-from .exporters import (
-    influx_from_registry,
-    influx_from_rollups,
-    influx_line,
-    netjson_device_monitoring,
-    netjson_usage_graph,
-    prometheus_text,
-    to_csv,
-    to_json,
-    write_textfile,
-)
-from .metrics import Counter, Gauge, Histogram, Registry, UnknownMetricError
-from .privacy import Pseudonymizer, suppress_below_k
-from .report import build_report, report_csv, report_markdown
-from .rollups import COUNTER_FIELDS, MESH_NODE, TIERS, RangeTotals, Recovery, Rollup, RollupStore
-from .settings import AnalyticsSettings
-from .sketches import AccessMatrix, HyperLogLog, MisraGries, SpaceSaving
+from meshcore._lazy import lazy_exports
 
-__all__ = [
-    "COUNTER_FIELDS",
-    "MESH_NODE",
-    "TIERS",
-    "AccessMatrix",
-    "AnalyticsSettings",
-    "CacheLookup",
-    "Collector",
-    "CongestionEpisode",
-    "Counter",
-    "Gauge",
-    "Histogram",
-    "HyperLogLog",
-    "LinkChange",
-    "MeshAggregate",
-    "MeshView",
-    "MisraGries",
-    "NeighborChange",
-    "NodeSummary",
-    "PeerServed",
-    "Pseudonymizer",
-    "QuotaAction",
-    "RangeTotals",
-    "Recovery",
-    "Registry",
-    "RequestFailed",
-    "RequestServed",
-    "Rollup",
-    "RollupStore",
-    "SpaceSaving",
-    "UnknownMetricError",
-    "UplinkChange",
-    "build_report",
-    "influx_from_registry",
-    "influx_from_rollups",
-    "influx_line",
-    "netjson_device_monitoring",
-    "netjson_usage_graph",
-    "prometheus_text",
-    "render_charts",
-    "report_csv",
-    "report_markdown",
-    "suppress_below_k",
-    "to_csv",
-    "to_json",
-    "write_textfile",
-]
+# Loaded on first use (meshcore/_lazy.py): importing the package stays cheap.
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".aggregate": ("MeshAggregate", "MeshView", "NodeSummary"),
+        ".charts": ("render_charts",),
+        ".events": (
+            "CacheLookup",
+            "Collector",
+            "CongestionEpisode",
+            "LinkChange",
+            "NeighborChange",
+            "PeerServed",
+            "QuotaAction",
+            "RequestFailed",
+            "RequestServed",
+            "UplinkChange",
+        ),
+        ".exporters": (
+            "influx_from_registry",
+            "influx_from_rollups",
+            "influx_line",
+            "netjson_device_monitoring",
+            "netjson_usage_graph",
+            "prometheus_text",
+            "to_csv",
+            "to_json",
+            "write_textfile",
+        ),
+        ".metrics": ("Counter", "Gauge", "Histogram", "Registry", "UnknownMetricError"),
+        ".privacy": ("Pseudonymizer", "suppress_below_k"),
+        ".report": ("build_report", "report_csv", "report_markdown"),
+        ".rollups": (
+            "COUNTER_FIELDS",
+            "MESH_NODE",
+            "TIERS",
+            "RangeTotals",
+            "Recovery",
+            "Rollup",
+            "RollupStore",
+        ),
+        ".settings": ("AnalyticsSettings",),
+        ".sketches": ("AccessMatrix", "HyperLogLog", "MisraGries", "SpaceSaving"),
+    },
+)

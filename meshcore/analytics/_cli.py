@@ -14,9 +14,6 @@ from pathlib import Path
 
 from ..config import load_config
 from ..errors import ConfigError
-from .exporters import to_json
-from .report import build_report, report_csv, report_markdown
-from .rollups import RollupStore
 from .settings import AnalyticsSettings
 
 __all__ = ["register"]
@@ -57,6 +54,12 @@ def _when(text: str, option: str) -> float:
 
 
 def _report(args: argparse.Namespace) -> int:
+    # Imported here: every `meshcore` command registers this module, and the
+    # report machinery pulls in numpy and sqlite3.
+    from .exporters import to_json
+    from .report import build_report, report_csv, report_markdown
+    from .rollups import RollupStore
+
     cfg = load_config(args.config)
     settings = AnalyticsSettings.from_config(cfg)
     db = args.db or settings.rollup_path

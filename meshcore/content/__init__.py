@@ -11,59 +11,29 @@
 Formats: docs/content/format.md; policies: docs/content/policies.md.
 """
 
-from .access import GUEST, AccessDecision, AccessPolicy, AccessRule, Principal
-from .catalog import Catalog, CatalogRebuilt, ItemRecord, OpenReport, open_catalog
-from .classify import Classification, ClassificationRule, Classifier, ItemFacts
-from .distribution import Action, DistributionContext, Placement, evaluate, rendezvous_rank
-from .effects import RefetchChunk
-from .integrity import ScrubReport, scrub, verify_chunk, verify_manifest
-from .keys import KeyPair, load_or_create_keypair, load_public_key, verify_signature
-from .manifest import ChunkRef, Manifest, SignedManifest, parse_manifest, sign_manifest
-from .node import ContentNode, UnknownContentError
-from .publish import PublishResult, publish_file, publish_stream
-from .settings import ContentSettings, load_content_settings
-from .store import ChunkStore
+from meshcore._lazy import lazy_exports
 
-__all__ = [
-    "GUEST",
-    "AccessDecision",
-    "AccessPolicy",
-    "AccessRule",
-    "Action",
-    "Catalog",
-    "CatalogRebuilt",
-    "ChunkRef",
-    "ChunkStore",
-    "Classification",
-    "ClassificationRule",
-    "Classifier",
-    "ContentNode",
-    "ContentSettings",
-    "DistributionContext",
-    "ItemFacts",
-    "ItemRecord",
-    "KeyPair",
-    "Manifest",
-    "OpenReport",
-    "Placement",
-    "Principal",
-    "PublishResult",
-    "RefetchChunk",
-    "ScrubReport",
-    "SignedManifest",
-    "UnknownContentError",
-    "evaluate",
-    "load_content_settings",
-    "load_or_create_keypair",
-    "load_public_key",
-    "open_catalog",
-    "parse_manifest",
-    "publish_file",
-    "publish_stream",
-    "rendezvous_rank",
-    "scrub",
-    "sign_manifest",
-    "verify_chunk",
-    "verify_manifest",
-    "verify_signature",
-]
+# Loaded on first use (meshcore/_lazy.py): importing the package stays cheap.
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".access": ("GUEST", "AccessDecision", "AccessPolicy", "AccessRule", "Principal"),
+        ".catalog": ("Catalog", "CatalogRebuilt", "ItemRecord", "OpenReport", "open_catalog"),
+        ".classify": ("Classification", "ClassificationRule", "Classifier", "ItemFacts"),
+        ".distribution": (
+            "Action",
+            "DistributionContext",
+            "Placement",
+            "evaluate",
+            "rendezvous_rank",
+        ),
+        ".effects": ("RefetchChunk",),
+        ".integrity": ("ScrubReport", "scrub", "verify_chunk", "verify_manifest"),
+        ".keys": ("KeyPair", "load_or_create_keypair", "load_public_key", "verify_signature"),
+        ".manifest": ("ChunkRef", "Manifest", "SignedManifest", "parse_manifest", "sign_manifest"),
+        ".node": ("ContentNode", "UnknownContentError"),
+        ".publish": ("PublishResult", "publish_file", "publish_stream"),
+        ".settings": ("ContentSettings", "load_content_settings"),
+        ".store": ("ChunkStore",),
+    },
+)

@@ -12,57 +12,39 @@
 imported on demand, to keep this package light on a router. See docs/fairness.md.
 """
 
-from .accounting import (
-    DOWN,
-    UP,
-    MeshUsage,
-    Principal,
-    TokenBucket,
-    UsageLedger,
-    UsageRecord,
-    period_bounds,
-)
-from .congestion import CongestionController, CongestionParams, DeferReplication, SetClassRate
-from .metrics import jain_index, max_min_fair_shares, share_ratios, worst_share_ratio
-from .opennds import NdsctlCall, PortalView, auth_argv, deauth_argv, parse_ndsctl_json, plan_client
-from .policy import ALLOW, DEMOTE, REFUSE, Admission, ClientIdentity, Policy
-from .scheduler import Decision, FairScheduler, Refused, Transfer
-from .settings import ClassSpec, FairnessSettings, parse_fairness
+from meshcore._lazy import lazy_exports
 
-__all__ = [
-    "ALLOW",
-    "DEMOTE",
-    "DOWN",
-    "REFUSE",
-    "UP",
-    "Admission",
-    "ClassSpec",
-    "ClientIdentity",
-    "CongestionController",
-    "CongestionParams",
-    "Decision",
-    "DeferReplication",
-    "FairScheduler",
-    "FairnessSettings",
-    "MeshUsage",
-    "NdsctlCall",
-    "Policy",
-    "PortalView",
-    "Principal",
-    "Refused",
-    "SetClassRate",
-    "TokenBucket",
-    "Transfer",
-    "UsageLedger",
-    "UsageRecord",
-    "auth_argv",
-    "deauth_argv",
-    "jain_index",
-    "max_min_fair_shares",
-    "parse_fairness",
-    "parse_ndsctl_json",
-    "period_bounds",
-    "plan_client",
-    "share_ratios",
-    "worst_share_ratio",
-]
+# Loaded on first use (meshcore/_lazy.py): importing the package stays cheap.
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".accounting": (
+            "DOWN",
+            "UP",
+            "MeshUsage",
+            "Principal",
+            "TokenBucket",
+            "UsageLedger",
+            "UsageRecord",
+            "period_bounds",
+        ),
+        ".congestion": (
+            "CongestionController",
+            "CongestionParams",
+            "DeferReplication",
+            "SetClassRate",
+        ),
+        ".metrics": ("jain_index", "max_min_fair_shares", "share_ratios", "worst_share_ratio"),
+        ".opennds": (
+            "NdsctlCall",
+            "PortalView",
+            "auth_argv",
+            "deauth_argv",
+            "parse_ndsctl_json",
+            "plan_client",
+        ),
+        ".policy": ("ALLOW", "DEMOTE", "REFUSE", "Admission", "ClientIdentity", "Policy"),
+        ".scheduler": ("Decision", "FairScheduler", "Refused", "Transfer"),
+        ".settings": ("ClassSpec", "FairnessSettings", "parse_fairness"),
+    },
+)

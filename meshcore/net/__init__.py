@@ -13,48 +13,27 @@
 See docs/net/.
 """
 
-from .discovery import (
-    Discovery,
-    DiscoverySettings,
-    DiscoveryStats,
-    Peer,
-    PeerChanged,
-    PeerJoined,
-    PeerLeft,
-    PeerTable,
-    SendMulticast,
-    SendUnicast,
-)
-from .importers import FORMATS, detect_format, import_topology
-from .netjson import dumps, from_netjson, to_netjson
-from .routing import Failover, Holder, RankedHolder, Routes, Tier
-from .topology import Link, LinkChange, Node, Topology, TopologyDiff
+from meshcore._lazy import lazy_exports
 
-__all__ = [
-    "FORMATS",
-    "Discovery",
-    "DiscoverySettings",
-    "DiscoveryStats",
-    "Failover",
-    "Holder",
-    "Link",
-    "LinkChange",
-    "Node",
-    "Peer",
-    "PeerChanged",
-    "PeerJoined",
-    "PeerLeft",
-    "PeerTable",
-    "RankedHolder",
-    "Routes",
-    "SendMulticast",
-    "SendUnicast",
-    "Tier",
-    "Topology",
-    "TopologyDiff",
-    "detect_format",
-    "dumps",
-    "from_netjson",
-    "import_topology",
-    "to_netjson",
-]
+# Loaded on first use (meshcore/_lazy.py): importing the package stays cheap.
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".discovery": (
+            "Discovery",
+            "DiscoverySettings",
+            "DiscoveryStats",
+            "Peer",
+            "PeerChanged",
+            "PeerJoined",
+            "PeerLeft",
+            "PeerTable",
+            "SendMulticast",
+            "SendUnicast",
+        ),
+        ".importers": ("FORMATS", "detect_format", "import_topology"),
+        ".netjson": ("dumps", "from_netjson", "to_netjson"),
+        ".routing": ("Failover", "Holder", "RankedHolder", "Routes", "Tier"),
+        ".topology": ("Link", "LinkChange", "Node", "Topology", "TopologyDiff"),
+    },
+)

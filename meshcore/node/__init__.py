@@ -7,15 +7,14 @@
 See docs/node.md.
 """
 
-from .babeld import BabeldClient, BabeldUnavailableError, fetch_topology
-from .daemon import NodeDaemon, NodeSettings
-from .udp import UdpDriver
+from meshcore._lazy import lazy_exports
 
-__all__ = [
-    "BabeldClient",
-    "BabeldUnavailableError",
-    "NodeDaemon",
-    "NodeSettings",
-    "UdpDriver",
-    "fetch_topology",
-]
+# Loaded on first use (meshcore/_lazy.py): importing the package stays cheap.
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".babeld": ("BabeldClient", "BabeldUnavailableError", "fetch_topology"),
+        ".daemon": ("NodeDaemon", "NodeSettings"),
+        ".udp": ("UdpDriver",),
+    },
+)
