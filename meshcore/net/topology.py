@@ -336,15 +336,9 @@ class Topology:
         Self-loops are refused (ValueError), as are empty ids and NaN or
         negative costs.
         """
-        _check_id("source", source)
-        _check_id("target", target)
-        if source == target:
-            raise ValueError(f"target: a link from {source!r} to itself is not allowed")
-        value = _check_cost(cost)
-        _check_origin(origin)
-        self._observe(source, target, value, origin, properties)
+        self.observe(source, target, cost, origin=origin, properties=properties)
         if symmetric:
-            self._observe(target, source, value, origin, dict(properties))
+            self.observe(target, source, cost, origin=origin, properties=properties)
 
     def observe(
         self,
