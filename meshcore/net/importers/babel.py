@@ -84,6 +84,7 @@ from dataclasses import dataclass
 
 from meshcore.errors import TopologyFormatError
 from meshcore.net._costs import BABEL_INFINITY, babel_cost
+from meshcore.net.importers._common import count
 from meshcore.net.topology import Topology
 
 __all__ = [
@@ -594,7 +595,7 @@ class BabelState:
             if node == me:
                 # A neighbour announcing our own router id: a duplicated id
                 # (a cloned image) or a loop. Not a link; counted for the operator.
-                topo.stats["babel_self_neighbours"] = topo.stats.get("babel_self_neighbours", 0) + 1
+                count(topo, "self_loops")
                 continue
             hop_node[(nb.address, nb.interface)] = node
             hop_cost[(nb.address, nb.interface)] = nb.cost
