@@ -102,6 +102,18 @@ def add_clients(topology: Topology, clients: int, *, routers: Sequence[str] | No
                     topology.add_link(a, b, 1.0, origin=ORIGIN, symmetric=True, **LAN)
 
 
+def _uniform_link(
+    latency: Any, bandwidth: Any, loss: Any, cost: Any
+) -> tuple[dict[str, float], float]:
+    """Checked properties and cost shared by every link of a regular topology."""
+    props = {
+        "latency": _number("latency", latency),
+        "bandwidth": _number("bandwidth", bandwidth, positive=True),
+        "loss": _number("loss", loss),
+    }
+    return props, _number("cost", cost)
+
+
 def _topology(label: str) -> Topology:
     return Topology(protocol="sim", metric="etx", label=label)
 
@@ -123,10 +135,7 @@ def grid(
     """
     _count("w", w, 1)
     _count("h", h, 1)
-    lat = _number("latency", latency)
-    bw = _number("bandwidth", bandwidth, positive=True)
-    ls = _number("loss", loss)
-    c = _number("cost", cost)
+    props, c = _uniform_link(latency, bandwidth, loss, cost)
     topo = _topology(f"grid {w}x{h}")
     for y in range(h):
         for x in range(w):
@@ -136,10 +145,10 @@ def grid(
             a = router_id(y * w + x)
             if x + 1 < w:
                 topo.add_link(a, router_id(y * w + x + 1), c, origin=ORIGIN, symmetric=True,
-                              latency=lat, bandwidth=bw, loss=ls)
+                              **props)
             if y + 1 < h:
                 topo.add_link(a, router_id((y + 1) * w + x), c, origin=ORIGIN, symmetric=True,
-                              latency=lat, bandwidth=bw, loss=ls)
+                              **props)
     add_clients(topo, clients)
     return topo
 
@@ -159,16 +168,12 @@ def chain(
     congested radio). Deterministic.
     """
     _count("n", n, 1)
-    lat = _number("latency", latency)
-    bw = _number("bandwidth", bandwidth, positive=True)
-    ls = _number("loss", loss)
-    c = _number("cost", cost)
+    props, c = _uniform_link(latency, bandwidth, loss, cost)
     topo = _topology(f"chain {n}")
     for i in range(n):
         topo.add_node(router_id(i), role="router", x=float(i), y=0.0)
     for i in range(n - 1):
-        topo.add_link(router_id(i), router_id(i + 1), c, origin=ORIGIN, symmetric=True,
-                      latency=lat, bandwidth=bw, loss=ls)
+        topo.add_link(router_id(i), router_id(i + 1), c, origin=ORIGIN, symmetric=True, **props)
     add_clients(topo, clients)
     return topo
 
