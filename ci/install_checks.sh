@@ -4,10 +4,10 @@
 #     and the sdist carries ext/;
 #  2. MESHCORE_NO_EXTENSIONS=1 builds a wheel that installs and runs pure;
 #  3. with no working C compiler the build still succeeds, pure, with a message.
-# Usage: ci/install_checks.sh  (needs uv on PATH or as python3 -m uv)
+# Usage: ci/install_checks.sh  (finds or bootstraps uv like ci/_setup.sh)
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if command -v uv >/dev/null 2>&1; then UV=(uv); else UV=(python3 -m uv); fi
+source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
+meshcore_find_uv
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # Build from a clean copy so in-place .so files of the dev tree cannot leak in.
@@ -17,7 +17,7 @@ tar -C "$ROOT" --exclude=./.venv --exclude=./.git --exclude=./build --exclude='*
 expect_backend() {  # wheel-dir expected-backend
     local venv=$work/venv-$(basename "$1")
     "${UV[@]}" venv --quiet --python python3 "$venv"
-    VIRTUAL_ENV=$venv "${UV[@]}" pip install --quiet "$1"/*.whl
+    "${UV[@]}" pip install --quiet --python "$venv/bin/python" "$1"/*.whl
     (cd "$work" && "$venv/bin/python" - "$2" <<'PY'
 import sys
 from meshcore import kernels
