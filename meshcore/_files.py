@@ -5,16 +5,29 @@ file, a NetJSON map, a Prometheus textfile, a key) is written to a temp file
 in the same folder, fsynced, renamed over the old one, and the folder is
 fsynced so the rename itself survives: readers see the old file or the new
 one, never half of either (rename(2) is atomic within one file system).
+
+A command's ``-o PATH`` is the operator's path, and may name something that
+is not a plain file: :func:`output_file` writes a character device
+(``/dev/null``, ``/dev/stdout``, a tty) or a FIFO as a stream, never
+replaces one (a rename over ``/dev/null`` as root would replace the system's
+device node with a regular file); follows a symbolic link and writes its
+target (as ``cp`` and shell redirection do; the link stays a link); and
+refuses a folder, a block device or a socket.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
+import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["fsync_dir", "write_atomic"]
+__all__ = ["fsync_dir", "output_file", "write_atomic", "write_output"]
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -60,3 +73,64 @@ def write_atomic(path: str | Path, data: str | bytes, *, mode: int | None = None
     if durable:
         fsync_dir(folder)
     return target
+
+
+@contextlib.contextmanager
+def output_file(path: str | Path, *, durable: bool = True) -> Iterator[BinaryIO]:
+    """A binary file to write a command's output to ``path`` (see the module docstring).
+
+    A regular file (or a new one) gets a temp file in the target's folder,
+    renamed over it when the block ends without error (permission bits of a
+    file it replaces are kept; ``durable`` fsyncs first), and removed on an
+    error: readers never see half an output. A character device or a FIFO is
+    opened for writing and written in place; a FIFO with no reader is refused
+    at once rather than blocking. A symbolic link is followed. Raises
+    OSError (``IsADirectoryError`` for a folder, ``ENXIO`` for a FIFO
+    without a reader, ``EINVAL`` for a block device or socket).
+    """
+    target = os.path.realpath(path)  # follows links; the link itself is left alone
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    if st is not None and (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
+        # O_NONBLOCK: open(2) of a FIFO without a reader fails with ENXIO at
+        # once instead of blocking; cleared before writing.
+        fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        return
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file, character device or FIFO", str(path))
+    folder = os.path.dirname(target) or "."
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.",
+                               suffix=".part")
+    try:
+        if st is not None:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
+        with os.fdopen(fd, "wb") as f:
+            fd = -1
+            yield f
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(folder)
+
+
+def write_output(path: str | Path, data: str | bytes, *, durable: bool = True) -> None:
+    """Write ``data`` (str as UTF-8) to ``path`` with :func:`output_file`'s rules."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with output_file(path, durable=durable) as f:
+        f.write(payload)

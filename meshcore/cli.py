@@ -3,13 +3,21 @@
 Each capability contributes its subcommands from a small ``_cli`` module with a
 ``register(subparsers)`` function, so this file stays a list of imports.
 Exit codes: 0 success, 1 a clear error (bad input file, bad config), 2 bad
-command-line usage (argparse's own convention).
+command-line usage (argparse's own convention), 130 interrupted (Ctrl-C:
+``meshcore: interrupted`` on stderr, after the command's own clean-up ran),
+141 the reader of standard output went away (``meshcore content list | head
+-1``: quietly, as a C tool killed by SIGPIPE would).
+
+An error meshcore raises on purpose (:class:`MeshcoreError`) and an operating
+system error that escaped a command (a read-only folder, a full disk) are
+printed as one line, never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -45,19 +53,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; a :class:`MeshcoreError` prints ``meshcore: <message>`` and returns 1."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help(sys.stderr)
-        return 2
+    """Run one command; a :class:`MeshcoreError` prints ``meshcore: <message>`` and returns 1.
+
+    See the module docstring for the other exit codes.
+    """
     try:
-        return int(handler(args) or 0)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            parser.print_help(sys.stderr)
+            return 2
+        code = int(handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _broken_pipe()
+    except KeyboardInterrupt:
+        print("meshcore: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except MeshcoreError as exc:
         print(f"meshcore: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"meshcore: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``"<file>: <reason>"`` for an OSError (the file first, as the other errors)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        return f"{exc.filename}: {reason}"
+    return reason
+
+
+def _broken_pipe() -> int:
+    # Python would flush stdout again at exit and print "Exception ignored":
+    # point it at /dev/null first (Python docs, "Note on SIGPIPE").
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout replaced by a test or closed
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m meshcore.cli

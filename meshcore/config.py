@@ -14,10 +14,25 @@ Sizes, rates and durations are strings with a unit (``"64 MiB"``,
 ``"2 Mbit/s"``, ``"30s"``): a bare number is refused for sizes and rates,
 because "100" could mean bytes, kB or MB and operators have been bitten by it.
 Durations accept a bare number as seconds.
+
+Every number must be finite (TOML allows ``nan`` and ``inf``; no setting
+means either) and inside a range: each getter takes ``min``/``max``, and sizes,
+rates and durations have a ceiling even when the caller gives none
+(:data:`MAX_BYTES`, :data:`MAX_RATE`, :data:`MAX_DURATION`), so a value such
+as ``1e308`` or ``"99999999999999999999999 s"`` is refused at load instead
+of overflowing later in a scheduler or a timer.
+
+The file itself is bounded: :func:`load_config` reads at most
+:data:`MAX_CONFIG_BYTES` (1 MiB; a node config is a few KiB) and refuses a
+larger file or stream (``/dev/zero``) after that many bytes, refuses TOML
+nested too deep for the parser, and refuses top-level keys and tables it does
+not know (:data:`KNOWN_SECTIONS`): a misspelt ``[fairnes]`` must not leave a
+node running with default fairness.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -27,6 +42,11 @@ from typing import Any
 from .errors import ConfigError
 
 __all__ = [
+    "KNOWN_SECTIONS",
+    "MAX_BYTES",
+    "MAX_CONFIG_BYTES",
+    "MAX_DURATION",
+    "MAX_RATE",
     "Config",
     "Section",
     "load_config",
@@ -34,9 +54,20 @@ __all__ = [
     "parse_config",
     "parse_duration",
     "parse_rate",
+    "read_bounded",
 ]
 
 _MISSING: Any = object()
+
+#: Largest config file read (bytes). A node config is a few KiB; the cap keeps
+#: ``fairness check /dev/zero`` from filling a router's RAM.
+MAX_CONFIG_BYTES = 1 << 20
+#: The tables a node config may have at its top level (one per area).
+KNOWN_SECTIONS = ("node", "net", "content", "fairness", "analytics")
+#: Ceilings of every size, rate and duration (a caller may set a lower ``max``).
+MAX_BYTES = 1 << 60  # 1 EiB
+MAX_RATE = 1e12  # bytes/s (8 Tbit/s)
+MAX_DURATION = float(2**32)  # seconds: about 136 years, a 32-bit count of seconds
 
 # Decimal (SI) and binary (IEC) prefixes, both common in operator configs.
 _SIZE_UNITS = {
@@ -102,13 +133,23 @@ def parse_bytes(value: object) -> int:
             f"KiB, MiB, GiB, TiB), got {value!r}"
         )
     number, unit = parts
+    _check_finite(number, value)
     scale = _SIZE_UNITS.get(unit.lower())
     if scale is None:
         raise ValueError(
             f"unknown size unit {unit!r} in {value!r} "
             "(units: B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)"
         )
-    return round(number * scale)
+    result = number * scale
+    if not result <= MAX_BYTES:
+        raise ValueError(f"expected a size of at most 1 EiB, got {value!r}")
+    return round(result)
+
+
+def _check_finite(number: float, value: object) -> None:
+    # A digit string of a few hundred characters is float("inf").
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {value!r}")
 
 
 def parse_rate(value: object) -> float:
@@ -125,6 +166,7 @@ def parse_rate(value: object) -> float:
             f"expected a rate with a unit such as '2 Mbit/s' or '250 kB/s', got {value!r}"
         )
     number, unit = parts
+    _check_finite(number, value)
     key = unit.lower()
     # "MB/s" (bytes) and "Mbit/s" (bits) differ only by spelling, so keep the
     # bytes units case-sensitive on the "B".
@@ -138,19 +180,28 @@ def parse_rate(value: object) -> float:
             f"unknown rate unit {unit!r} in {value!r} "
             "(units: bit/s, kbit/s, Mbit/s, Gbit/s, B/s, kB/s, MB/s, KiB/s, MiB/s)"
         )
-    return number * scale
+    result = number * scale
+    if not result <= MAX_RATE:
+        raise ValueError(f"expected a rate of at most 8 Tbit/s, got {value!r}")
+    return result
 
 
 def parse_duration(value: object) -> float:
     """Parse a duration such as ``"30s"``, ``"250 ms"`` or ``"7d"`` into seconds.
 
-    A bare non-negative number (int or float) is taken as seconds.
+    A bare non-negative number (int or float) is taken as seconds. NaN,
+    infinities and anything above :data:`MAX_DURATION` (2**32 s, 136 years) are
+    refused.
     """
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as '30s', got {value!r}")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite duration, got {value!r}")
         if value < 0:
             raise ValueError(f"expected a duration >= 0, got {value!r}")
+        if value > MAX_DURATION:
+            raise ValueError(f"expected a duration of at most 2**32 s (136 years), got {value!r}")
         return float(value)
     if not isinstance(value, str):
         raise ValueError(f"expected a duration such as '30s', got {value!r}")
@@ -158,10 +209,14 @@ def parse_duration(value: object) -> float:
     if parts is None:
         raise ValueError(f"expected a duration such as '30s' or '250 ms', got {value!r}")
     number, unit = parts
+    _check_finite(number, value)
     scale = _DURATION_UNITS.get(unit.lower())
     if scale is None:
         raise ValueError(f"unknown duration unit {unit!r} in {value!r} (units: ms, s, m, h, d, w)")
-    return number * scale
+    result = number * scale
+    if not result <= MAX_DURATION:
+        raise ValueError(f"expected a duration of at most 2**32 s (136 years), got {value!r}")
+    return result
 
 
 class Section:
@@ -231,12 +286,22 @@ class Section:
         min: float | None = None,
         max: float | None = None,
     ) -> float:
-        """A number (int or float) within ``[min, max]``, as float."""
+        """A finite number (int or float) within ``[min, max]``, as float.
+
+        NaN and infinities are refused whatever the range: TOML can spell them,
+        but no setting means them.
+        """
         value = self._raw(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(key, f"expected a number, got {value!r}")
-        self._check_range(key, value, min, max)
-        return float(value)
+        if not math.isfinite(value):
+            raise self.error(key, f"expected a finite number, got {value!r}")
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float range
+            raise self.error(key, f"expected a number of at most 1.8e308, got {value!r}") from None
+        self._check_range(key, number, min, max)
+        return number
 
     def get_bool(self, key: str, default: Any = _MISSING) -> bool:
         """A boolean value (TOML ``true``/``false`` only)."""
@@ -252,8 +317,10 @@ class Section:
             raise self.error(key, f"expected a list of strings, got {value!r}")
         return list(value)
 
-    def get_bytes(self, key: str, default: Any = _MISSING, *, min: int | None = 0) -> int:
-        """A size with a unit (``"64 MiB"``), in bytes."""
+    def get_bytes(
+        self, key: str, default: Any = _MISSING, *, min: int | None = 0, max: int | None = None
+    ) -> int:
+        """A size with a unit (``"64 MiB"``), in bytes, within ``[min, max]`` (max <= 1 EiB)."""
         if key not in self.data and default is not _MISSING:
             return default
         value = self._raw(key, default)
@@ -261,11 +328,15 @@ class Section:
             parsed = parse_bytes(value)
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
-        self._check_range(key, parsed, min, None)
+        self._check_range(key, parsed, min, max)
         return parsed
 
-    def get_rate(self, key: str, default: Any = _MISSING, *, min: float | None = 0) -> float:
-        """A rate with a unit (``"2 Mbit/s"``), in bytes per second."""
+    def get_rate(
+        self, key: str, default: Any = _MISSING, *, min: float | None = 0,
+        max: float | None = None,
+    ) -> float:
+        """A rate with a unit (``"2 Mbit/s"``), in bytes per second, within ``[min, max]``
+        (max <= 8 Tbit/s)."""
         if key not in self.data and default is not _MISSING:
             return default
         value = self._raw(key, default)
@@ -275,11 +346,15 @@ class Section:
             parsed = parse_rate(value)
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
-        self._check_range(key, parsed, min, None)
+        self._check_range(key, parsed, min, max)
         return parsed
 
-    def get_duration(self, key: str, default: Any = _MISSING, *, min: float | None = 0) -> float:
-        """A duration (``"30s"``, or a bare number of seconds), in seconds."""
+    def get_duration(
+        self, key: str, default: Any = _MISSING, *, min: float | None = 0,
+        max: float | None = None,
+    ) -> float:
+        """A duration (``"30s"``, or a bare number of seconds), in seconds, within
+        ``[min, max]`` (max <= 2**32 s); NaN and infinities are refused."""
         value = self._raw(key, default)
         if isinstance(value, str) and value.lstrip().startswith("-"):
             raise self.error(key, f"expected a duration >= 0, got {value!r}")
@@ -287,7 +362,7 @@ class Section:
             parsed = parse_duration(value)
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
-        self._check_range(key, parsed, min, None)
+        self._check_range(key, parsed, min, max)
         return parsed
 
     def section(self, name: str, *, required: bool = False) -> Section:
@@ -334,25 +409,76 @@ class Config(Section):
     def __init__(self, path: str, data: Mapping[str, Any]) -> None:
         super().__init__(path, "", data)
 
+    def check_sections(self, known: Iterable[str] = KNOWN_SECTIONS) -> None:
+        """Refuse top-level keys that are not tables, and tables not in ``known``."""
+        allowed = tuple(known)
+        for key, value in self.data.items():
+            if not isinstance(value, dict):
+                raise self.error(key, "unknown top-level key: every setting belongs in a table "
+                                      f"({', '.join(f'[{k}]' for k in allowed)})")
+            if key not in allowed:
+                raise self.error(key, f"unknown table [{key}] (known tables: "
+                                      f"{', '.join(f'[{k}]' for k in allowed)})")
 
-def parse_config(text: str, path: str = "<config>") -> Config:
-    """Parse TOML text; syntax errors become :class:`ConfigError` naming the position."""
+
+def parse_config(text: str, path: str = "<config>", *,
+                 known_sections: Iterable[str] | None = None) -> Config:
+    """Parse TOML text; syntax errors become :class:`ConfigError` naming the position.
+
+    TOML nested deeper than the parser's recursion limit is refused the same
+    way. With ``known_sections`` the top level is checked
+    (:meth:`Config.check_sections`).
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "(file)", f"not valid TOML: {exc}") from None
-    return Config(path, data)
+    except RecursionError:
+        raise ConfigError(path, "(file)", "not valid TOML: nested too deeply") from None
+    config = Config(path, data)
+    if known_sections is not None:
+        config.check_sections(known_sections)
+    return config
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and parse the node's TOML file; unreadable or invalid files raise ConfigError."""
+def read_bounded(path: str | Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``path``; ValueError when it holds more.
+
+    Reads in pieces, never more than ``limit + 1`` bytes, so a device such as
+    ``/dev/zero`` or a huge file costs no more memory than the limit (and
+    Ctrl-C is seen between pieces). OSError as ``open``/``read`` raise it.
+    """
+    pieces: list[bytes] = []
+    total = 0
+    with open(path, "rb", buffering=0) as f:
+        while total <= limit:
+            piece = f.read(min(65536, limit + 1 - total))
+            if not piece:
+                break
+            pieces.append(piece)
+            total += len(piece)
+    if total > limit:
+        raise ValueError(f"larger than the {limit}-byte limit")
+    return b"".join(pieces)
+
+
+def load_config(path: str | Path, *, known_sections: Iterable[str] | None = KNOWN_SECTIONS
+                ) -> Config:
+    """Read and parse the node's TOML file; unreadable or invalid files raise ConfigError.
+
+    The file is read with a bound (:data:`MAX_CONFIG_BYTES`) and its top level
+    checked against ``known_sections`` (None: not checked).
+    """
     name = str(path)
     try:
-        raw = Path(path).read_bytes()
+        raw = read_bounded(path, MAX_CONFIG_BYTES)
     except OSError as exc:
         raise ConfigError(name, "(file)", f"cannot read: {exc.strerror or exc}") from None
+    except ValueError:
+        raise ConfigError(name, "(file)", f"larger than {MAX_CONFIG_BYTES // 1024} KiB: "
+                                          "not a node config") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(name, "(file)", f"not UTF-8 at byte {exc.start}") from None
-    return parse_config(text, name)
+    return parse_config(text, name, known_sections=known_sections)

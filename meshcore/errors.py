@@ -14,6 +14,7 @@ __all__ = [
     "DecodeError",
     "MeshcoreError",
     "PinnedOverBudgetError",
+    "StateLockedError",
     "TraceFormatError",
 ]
 
@@ -112,3 +113,19 @@ class AccessDeniedError(MeshcoreError):
         self.action = action
         self.reason = reason
         super().__init__(f"{principal} may not {action}: {reason}")
+
+
+class StateLockedError(MeshcoreError):
+    """Another process holds the lock of a state folder (one writer at a time).
+
+    ``path`` is the lock file, ``holder`` what the holder wrote there (its
+    pid and purpose, ``""`` if unknown), ``folder`` the state folder.
+    """
+
+    def __init__(self, path: str, holder: str, folder: str) -> None:
+        self.path = path
+        self.holder = holder
+        self.folder = folder
+        who = f"pid {holder.split(' ', 1)[0]}" if holder else "another process"
+        what = f" ({holder.split(' ', 1)[1]})" if " " in holder else ""
+        super().__init__(f"{folder}: in use by {who}{what}; lock file {path}")

@@ -166,6 +166,9 @@ name = "from-school"
 match = {{ publisher = "{pub(keypair(7))}", name = "*.PDF" }}
 tags = ["school"]
 access = "public"
+
+[content.groups]
+everyone = []
 """
     s = settings(tmp_path, extra, head='default_access = "group:everyone"\n')
     clf = s.classifier

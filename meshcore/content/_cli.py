@@ -5,18 +5,26 @@ Thin: parses arguments, loads the config, reads the clock, and calls
 principal ``local`` (an admin) unless ``--as NAME`` names a configured
 principal (``--as guest`` for the anonymous view). Exit codes: 0 success, 1 a
 clear error (``meshcore: ...`` on stderr), 2 usage.
+
+Everything the library reports (a rebuilt catalog, a recovered crash, a
+quarantined chunk) is said once, as a ``meshcore: note:`` line or in the
+error; the library's log lines are not printed a second time. Names that
+come from files (item names) are printed with :func:`repr`, so control
+characters cannot reach the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
 
+from .._files import output_file
 from ..config import parse_duration
-from ..errors import MeshcoreError, StorageError
+from ..errors import IntegrityError, MeshcoreError, StateLockedError, StorageError
 
 __all__ = ["register"]
 
@@ -61,11 +69,16 @@ def register(subparsers) -> None:
     common(p)
     p.set_defaults(handler=_get)
 
-    for name in ("verify", "scrub"):
-        p = sub.add_parser(name, help="check every chunk (xxh3; --full adds BLAKE2b)")
-        common(p)
-        p.add_argument("--full", action="store_true", help="recompute BLAKE2b digests")
-        p.set_defaults(handler=_scrub)
+    p = sub.add_parser("scrub", help="check every chunk (xxh3; --full adds BLAKE2b) "
+                                     "and every manifest")
+    common(p)
+    p.add_argument("--full", action="store_true", help="recompute BLAKE2b digests")
+    p.set_defaults(handler=_scrub)
+    p = sub.add_parser("verify", help="check everything a read checks: scrub --full")
+    common(p)
+    p.add_argument("--full", action="store_true", default=True,
+                   help="accepted for compatibility: verify always checks BLAKE2b")
+    p.set_defaults(handler=_scrub)
 
     p = sub.add_parser("rebuild-catalog", help="rebuild the catalog from the store")
     common(p)
@@ -81,11 +94,33 @@ def _open(args):
     from .node import ContentNode
     from .settings import load_content_settings
 
+    _quiet_library_log()
     settings = load_content_settings(args.config)
     node = ContentNode(settings, now=time.time())
-    for effect in node.drain_effects():
-        print(f"meshcore: note: {_describe(effect)}", file=sys.stderr)
+    _notes(node.drain_effects())
+    report = node.open_report
+    if report.interrupted:
+        print(f"meshcore: note: recovered from {len(report.interrupted)} interrupted "
+              f"operation(s): {report.recovered} items listed, {report.dropped} dropped, "
+              f"{report.orphans_removed} orphan chunks removed", file=sys.stderr)
+    if report.bad_manifests:
+        print(f"meshcore: note: {report.bad_manifests} manifest(s) failed verification and "
+              "were quarantined (their chunks are kept)", file=sys.stderr)
     return settings, node, settings.principal(args.principal)
+
+
+def _quiet_library_log() -> None:
+    # Every warning of the content library is also an effect, a report or an
+    # error, which the commands print; Python's last-resort handler would print
+    # it a second time.
+    logger = logging.getLogger("meshcore.content")
+    if not logger.handlers and not logging.getLogger().handlers:
+        logger.addHandler(logging.NullHandler())
+
+
+def _notes(effects) -> None:
+    for effect in effects:
+        print(f"meshcore: note: {_describe(effect)}", file=sys.stderr)
 
 
 def _describe(effect) -> str:
@@ -94,7 +129,8 @@ def _describe(effect) -> str:
     if isinstance(effect, CatalogRebuilt):
         where = f", old database kept at {effect.moved_to}" if effect.moved_to else ""
         return (f"catalog rebuilt ({effect.reason}): {effect.items} items, "
-                f"{effect.incomplete} incomplete, {effect.bad_manifests} bad manifests{where}")
+                f"{effect.incomplete} incomplete, {effect.bad_manifests} bad manifests "
+                f"(quarantined){where}")
     return f"re-fetch chunk {effect.digest.hex()}: {effect.reason}"
 
 
@@ -127,7 +163,13 @@ def _publish(args) -> int:
                 expires = int(now + parse_duration(args.expires))
             except ValueError as exc:
                 raise MeshcoreError(f"--expires: {exc}") from None
-        keypair = load_or_create_keypair(settings.state_dir, args.key)
+        try:
+            keypair = load_or_create_keypair(settings.state_dir, args.key)
+        except ValueError as exc:
+            if isinstance(exc, MeshcoreError):
+                raise
+            raise MeshcoreError(f"--key: {exc}") from None
+        _wait_for_writer(node)
         try:
             result = node.publish(
                 principal, args.file, keypair=keypair, now=now, name=args.name,
@@ -146,6 +188,19 @@ def _publish(args) -> int:
         print(f"{r.content_id.hex()}  {r.size} bytes  {r.access}  {r.distribution}  "
               f"tags={','.join(r.tags) or '-'}  ({result.new_chunks} new chunks)")
     return 0
+
+
+def _wait_for_writer(node) -> None:
+    """Say so when another writer holds the state folder (the publish then waits for it)."""
+    lock = node.catalog.writer_lock
+    if lock.held:
+        return
+    try:
+        lock.acquire(wait=False)
+    except StateLockedError as exc:
+        print(f"meshcore: waiting: {exc}", file=sys.stderr)
+    else:
+        lock.release()
 
 
 def _list(args) -> int:
@@ -181,48 +236,83 @@ def _get(args) -> int:
     _settings, node, principal = _open(args)
     with node:
         try:
-            n = node.export(principal, cid, args.output, now=time.time())
+            record = node.info(principal, cid)
+            if not record.complete:
+                lost = {d for d, _note in node.catalog.missing_chunks()}
+                n = sum(1 for d, _size in node.catalog.chunks_of(cid) if d in lost)
+                raise MeshcoreError(
+                    f"item {cid.hex()} is incomplete: {n} of its chunks are missing or were "
+                    "quarantined as corrupt; a running node fetches them again from its "
+                    "peers (`meshcore content scrub` lists them)")
+            n = _export(node, principal, cid, args.output)
         except UnknownContentError as exc:
             raise MeshcoreError(str(exc)) from None
+        except IntegrityError as exc:
+            raise MeshcoreError(f"item {cid.hex()}: {exc}; the item is incomplete until the "
+                                "chunk is fetched again or restored") from None
         finally:
-            for effect in node.drain_effects():
-                print(f"meshcore: note: {_describe(effect)}", file=sys.stderr)
+            # The error above already names the chunk; other effects are news.
+            from .effects import RefetchChunk
+
+            _notes(e for e in node.drain_effects() if not isinstance(e, RefetchChunk))
     print(f"wrote {n} bytes to {args.output}")
     return 0
 
 
+def _export(node, principal, cid: bytes, dest: Path) -> int:
+    """Write the item to ``dest`` by :func:`meshcore._files.output_file`'s rules."""
+    chunks = node.read(principal, cid, now=time.time())
+    written = 0
+    try:
+        with output_file(dest, durable=node.settings.fsync) as f:
+            for data in chunks:
+                f.write(data)
+                written += len(data)
+    except OSError as exc:
+        raise StorageError(f"{dest}: cannot write: {exc.strerror or exc}",
+                           path=str(dest)) from exc
+    return written
+
+
 def _scrub(args) -> int:
     _settings, node, _principal = _open(args)
-    with node:
+    with node, node.catalog.writer_lock:
         started = time.monotonic()
         report = node.scrub(full=args.full)
         report.duration = time.monotonic() - started
         effects = node.drain_effects()
+        still = node.catalog.missing_chunks()
     print(report.summary())
     for effect in effects:
         print(f"  {_describe(effect)}")
-    return 0 if report.clean else 1
+    for cid, problem in sorted(report.bad_manifests.items()):
+        print(f"  bad manifest {cid.hex()}: {problem} (quarantined; its chunks are kept)")
+    found = {e.digest for e in effects if hasattr(e, "digest")}
+    earlier = [(d, note) for d, note in still if d not in found]
+    if earlier:
+        print(f"  {len(earlier)} chunk(s) found missing or corrupt earlier are still missing "
+              "(their items are incomplete):")
+        for digest, note in earlier:
+            print(f"  missing chunk {digest.hex()}: {note or 'not received yet'}")
+    return 0 if report.clean and not still else 1
 
 
 def _rebuild(args) -> int:
+    from .catalog import open_catalog, writer_lock
     from .settings import load_content_settings
+    from .store import ChunkStore
 
+    _quiet_library_log()
     settings = load_content_settings(args.config)
-    db = settings.catalog_path
-    if db.exists():
-        # Moving the database aside makes the next open rebuild it and report it.
-        n = 1
-        while db.with_name(f"{db.name}.old-{n}").exists():
-            n += 1
-        try:
-            db.rename(db.with_name(f"{db.name}.old-{n}"))
-            for suffix in ("-wal", "-shm"):
-                side = db.with_name(db.name + suffix)
-                if side.exists():
-                    side.rename(db.with_name(f"{db.name}.old-{n}{suffix}"))
-        except OSError as exc:
-            raise StorageError(f"{db}: cannot move aside: {exc.strerror}", path=str(db)) from exc
-    _settings, node, _principal = _open(args)
-    with node:
-        print(f"catalog: {len(node.catalog)} items")
+    with writer_lock(settings.catalog_path):
+        store = ChunkStore(settings.store_dir, budget_bytes=settings.budget_bytes,
+                           compress=settings.compress, fsync=settings.fsync)
+        catalog, report = open_catalog(settings.catalog_path, store, now=time.time(),
+                                       rebuild="requested")
+        catalog.close()
+    r = report.rebuilt
+    assert r is not None
+    where = f"; old database kept at {r.moved_to}" if r.moved_to else " (there was no database)"
+    print(f"catalog rebuilt: {r.items} items, {r.incomplete} incomplete, {r.bad_manifests} "
+          f"bad manifests (quarantined, their chunks kept){where}")
     return 0

@@ -55,10 +55,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meshcore._files import fsync_dir
+from meshcore._lock import StateLock
 
 from ..errors import DecodeError, StorageError
+from ._encoding import Reader
 from ._schema import MIGRATIONS, SCHEMA_VERSION
-from .manifest import SignedManifest, parse_manifest
+from .manifest import SIGNED_MAGIC, Manifest, SignedManifest, parse_manifest
 
 __all__ = [
     "Catalog",
@@ -66,6 +68,7 @@ __all__ = [
     "ItemRecord",
     "OpenReport",
     "open_catalog",
+    "writer_lock",
 ]
 
 log = logging.getLogger("meshcore.content.catalog")
@@ -99,7 +102,10 @@ class OpenReport:
     ``rebuilt`` is set when the database was rebuilt; ``recovered`` counts
     items listed from manifest files after a crash, ``dropped`` rows whose
     manifest file was gone, ``orphans_removed`` unreferenced chunks deleted,
-    ``migrated_from`` the schema version before migration (None if current).
+    ``migrated_from`` the schema version before migration (None if current),
+    ``bad_manifests`` manifests that failed verification and were quarantined,
+    ``deferred`` True when recovery was left for later because a writer held
+    the lock (its files are not a crash's leftovers).
     """
 
     rebuilt: CatalogRebuilt | None = None
@@ -109,6 +115,8 @@ class OpenReport:
     orphan_bytes: int = 0
     migrated_from: int | None = None
     interrupted: list[str] = field(default_factory=list)
+    bad_manifests: int = 0
+    deferred: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +144,12 @@ class ItemRecord:
     tags: tuple[str, ...] = ()
 
 
+def writer_lock(catalog_path: str | Path) -> StateLock:
+    """The lock every writer of the catalog at ``catalog_path`` (and its store) holds."""
+    path = Path(catalog_path)
+    return StateLock(path.parent, path.name + ".writer", purpose="content writer")
+
+
 def _manifests_on_disk(store) -> Iterator[tuple[bytes, bytes]]:
     for cid in store.iter_manifests():
         try:
@@ -157,6 +171,8 @@ class Catalog:
         self.store = store
         self._journal = path.with_name(path.name + ".journal")
         self._counts: dict[bytes, list[int]] = {}
+        self.writer_lock = writer_lock(path)
+        """Held by every store+catalog operation in progress (:meth:`intent`)."""
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -181,8 +197,16 @@ class Catalog:
 
         The marker is fsynced before the body runs and removed when it ends,
         whether it succeeds or raises (a raise means nothing was committed and
-        the caller cleaned up; only a crash leaves the marker).
+        the caller cleaned up; only a crash leaves the marker). The folder's
+        :attr:`writer_lock` is held throughout (waiting for another writer to
+        finish), so recovery in another process never takes this operation's
+        fresh chunks for a crash's orphans, and writers go one at a time.
         """
+        with self.writer_lock, self._marker(what):
+            yield
+
+    @contextlib.contextmanager
+    def _marker(self, what: str) -> Iterator[None]:
         marker = self._journal / f"{what}-{os.getpid()}-{os.urandom(6).hex()}"
         try:
             self._journal.mkdir(mode=0o700, exist_ok=True)
@@ -401,6 +425,12 @@ class Catalog:
                                (digest,)).fetchone()
         return None if row is None else (bool(row[0]), row[1])
 
+    def missing_chunks(self) -> list[tuple[bytes, str | None]]:
+        """``(digest, note)`` of every referenced chunk marked missing (corrupt, quarantined,
+        not yet received), by digest."""
+        return [(r[0], r[1]) for r in self._db.execute(
+            "SELECT digest, note FROM chunks WHERE present = 0 ORDER BY digest")]
+
     def referenced(self) -> set[bytes]:
         """Every digest some item references."""
         return {r[0] for r in self._db.execute("SELECT digest FROM chunks")}
@@ -459,6 +489,22 @@ def _check(db: sqlite3.Connection) -> str:
     return "ok" if text == "ok" else text
 
 
+def _schema_problem(db: sqlite3.Connection) -> str | None:
+    """Why an existing catalog file is not a catalog (None when it is one).
+
+    SQLite opens a 0-byte file as an empty database, so a catalog truncated
+    by a crash or an operator's ``> catalog.sqlite`` would pass the integrity
+    check and list nothing: it is corrupt, and rebuilt like any other.
+    """
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if version == 0:
+        if not tables:
+            return "empty database (no catalog schema)"
+        return f"not a catalog (tables {', '.join(sorted(tables))}, no schema version)"
+    return None
+
+
 def _migrate(db: sqlite3.Connection, path: Path) -> int | None:
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
@@ -493,10 +539,10 @@ def _statements(script: str) -> Iterator[str]:
             buf = ""
 
 
-def _move_aside(path: Path) -> Path:
+def _move_aside(path: Path, kind: str = "corrupt") -> Path:
     n = 1
     while True:
-        target = path.with_name(f"{path.name}.corrupt-{n}")
+        target = path.with_name(f"{path.name}.{kind}-{n}")
         if not target.exists():
             break
         n += 1
@@ -513,15 +559,12 @@ def _rebuild(db_path: Path, store, *, now: float, reason: str,
     db = _connect(db_path)
     _migrate(db, db_path)
     catalog = Catalog(db, db_path, store)
-    items = incomplete = bad = 0
+    items = incomplete = 0
+    bad = 0
     for cid, raw in _manifests_on_disk(store):
-        try:
-            signed = parse_manifest(raw)
-            if signed.content_id != cid:
-                raise DecodeError("manifest file name does not match its content id")
-        except DecodeError as exc:
+        signed = _verified_or_quarantined(store, cid, raw, db_path)
+        if signed is None:
             bad += 1
-            log.warning("%s: skipping manifest %s: %s", db_path, bytes(cid).hex(), exc)
             continue
         record = catalog.add_item(signed, stored_at=int(now), origin=False)
         items += 1
@@ -535,17 +578,100 @@ def _rebuild(db_path: Path, store, *, now: float, reason: str,
     return catalog, report
 
 
-def open_catalog(path: str | Path, store, *, now: float) -> tuple[Catalog, OpenReport]:
+def _verified_or_quarantined(store, cid: bytes, raw: bytes, where: Path) -> SignedManifest | None:
+    """The verified manifest, or None after moving a bad one to the quarantine.
+
+    A manifest that fails verification is never deleted, and its chunks are
+    kept (see :func:`_protected`): a flipped bit in a signature must not cost
+    the node the item's data.
+    """
+    try:
+        signed = parse_manifest(raw)
+        if signed.content_id != cid:
+            raise DecodeError("manifest file name does not match its content id")
+        return signed
+    except DecodeError as exc:
+        log.warning("%s: manifest %s fails verification (%s); quarantined, its chunks kept",
+                    where, bytes(cid).hex(), exc)
+        with contextlib.suppress(KeyError):
+            store.quarantine_manifest(cid, f"fails verification: {exc}")
+        return None
+
+
+def unverified_chunks(raw: bytes) -> list[bytes] | None:
+    """The chunk digests a manifest lists, read without checking its signature.
+
+    For a quarantined manifest: its signature is bad, but the chunk list of a
+    body that still decodes says which chunks to keep. None when the body
+    does not decode either.
+    """
+    try:
+        r = Reader(bytes(raw), "manifest")
+        if r.take(len(SIGNED_MAGIC), "magic") != SIGNED_MAGIC:
+            return None
+        n = r.varint("body length")
+        body = bytes(raw)[r.pos : r.pos + n]
+        if len(body) != n:
+            return None
+        return [ref.digest for ref in Manifest.decode(body).chunks]
+    except (DecodeError, ValueError, TypeError):
+        return None
+
+
+#: How long a quarantined manifest protects the chunks it lists (seconds, from the
+#: time it was quarantined): long enough for an operator to look (docs/content/operations.md).
+QUARANTINE_GRACE = 30 * 86400.0
+
+
+def _protected(store, *, now: float) -> tuple[set[bytes], bool]:
+    """Chunks listed by quarantined manifests still within their grace period.
+
+    The flag is True when a manifest in its grace period does not decode at
+    all: nobody can tell which chunks it needs, so no orphan may be deleted.
+    """
+    keep: set[bytes] = set()
+    unknown = False
+    for _cid, path, _reason, when in store.quarantined_manifests():
+        if now - when > QUARANTINE_GRACE:
+            continue
+        try:
+            digests = unverified_chunks(store.read_quarantined(path))
+        except (KeyError, DecodeError, StorageError):
+            digests = None
+        if digests is None:
+            unknown = True
+        else:
+            keep.update(digests)
+    return keep, unknown
+
+
+def open_catalog(path: str | Path, store, *, now: float,
+                 rebuild: str | None = None) -> tuple[Catalog, OpenReport]:
     """Open (create, migrate, check, recover or rebuild) the catalog at ``path`` over ``store``.
 
     ``store`` is the node's :class:`~meshcore.content.store.ChunkStore`;
-    ``now`` (unix s) stamps rows created by a rebuild. Returns the catalog and
-    an :class:`OpenReport`. Raises :class:`StorageError` when the database
-    cannot be created, or is newer than this code.
+    ``now`` (unix s) stamps rows created by a rebuild. With ``rebuild`` (the
+    reason, e.g. ``"requested"``) an existing database is moved to
+    ``<name>.old-N`` and the catalog rebuilt from the store whatever its
+    state. Returns the catalog and an :class:`OpenReport`. Raises
+    :class:`StorageError` when the database cannot be created, or is newer
+    than this code.
     """
     db_path = Path(path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     report = OpenReport()
+    if rebuild is not None:
+        moved = None
+        if db_path.exists() or db_path.is_symlink():
+            try:
+                moved = _move_aside(db_path, "old")
+            except OSError as exc:
+                raise StorageError(f"{db_path}: cannot move aside: {exc.strerror}",
+                                   path=str(db_path)) from exc
+        catalog, report.rebuilt = _rebuild(db_path, store, now=now, reason=rebuild,
+                                           moved_to=moved)
+        _recover(catalog, report, now=now, force_gc=True)
+        return catalog, report
     has_manifests = next(iter(store.iter_manifests()), None) is not None
     if not db_path.exists():
         if has_manifests:
@@ -567,7 +693,8 @@ def open_catalog(path: str | Path, store, *, now: float) -> tuple[Catalog, OpenR
         db = _connect(db_path)
         problem = _check(db)
         if problem == "ok":
-            problem = None
+            problem = _schema_problem(db)
+        if problem is None:
             report.migrated_from = _migrate(db, db_path)
     except sqlite3.DatabaseError as exc:
         problem = f"cannot read: {exc}"
@@ -590,6 +717,18 @@ def _recover(catalog: Catalog, report: OpenReport, *, now: float, force_gc: bool
     markers = catalog._markers()
     if not markers and not force_gc:
         return
+    with catalog.writer_lock.idle() as idle:
+        if not idle:
+            # A writer is at work (here or in another process): its markers
+            # are not a crash, and its fresh chunks are not orphans yet.
+            report.deferred = True
+            log.info("%s: a writer holds %s; crash recovery left for a later open",
+                     catalog.path, catalog.writer_lock.path)
+            return
+        _reconcile(catalog, report, markers, now=now)
+
+
+def _reconcile(catalog: Catalog, report: OpenReport, markers: list[Path], *, now: float) -> None:
     report.interrupted = [m.name for m in markers]
     if markers:
         log.warning("%s: %d interrupted operation(s) found; reconciling with the store",
@@ -597,13 +736,14 @@ def _recover(catalog: Catalog, report: OpenReport, *, now: float, force_gc: bool
     store = catalog.store
     on_disk: set[bytes] = set()
     for cid, raw in _manifests_on_disk(store):
-        on_disk.add(bytes(cid))
         if catalog.get(cid) is not None:
+            on_disk.add(bytes(cid))
             continue
-        try:
-            signed = parse_manifest(raw)
-        except DecodeError:
+        signed = _verified_or_quarantined(store, cid, raw, catalog.path)
+        if signed is None:
+            report.bad_manifests += 1
             continue
+        on_disk.add(bytes(cid))
         if all(store.has(ref.digest) for ref in signed.manifest.chunks):
             catalog.add_item(signed, stored_at=int(now), origin=False, all_present=True)
             report.recovered += 1
@@ -616,11 +756,16 @@ def _recover(catalog: Catalog, report: OpenReport, *, now: float, force_gc: bool
             catalog.remove_item(record.content_id)
             report.dropped += 1
     keep = catalog.referenced()
-    for digest in list(store):
-        if digest not in keep:
-            report.orphan_bytes += store.delete(digest)
-            report.orphans_removed += 1
+    quarantined, unknown = _protected(store, now=now)
+    if unknown:
+        log.warning("%s: a quarantined manifest does not decode; no unreferenced chunk is "
+                    "deleted while it is kept (docs/content/operations.md)", catalog.path)
+    else:
+        keep |= quarantined
+        for digest in list(store):
+            if digest not in keep:
+                report.orphan_bytes += store.delete(digest)
+                report.orphans_removed += 1
     for marker in markers:
         with contextlib.suppress(FileNotFoundError):
             marker.unlink()
-

@@ -13,8 +13,13 @@ A chunk that fails is moved to ``quarantine/`` with a reason file, and the
 report carries a :class:`~meshcore.content.effects.RefetchChunk` for it so
 the cache layer can fetch a good copy from another holder. Chunks the caller
 expects (``expected``, from the catalog) but that are absent are reported as
-missing, with a RefetchChunk too. Scrubbing reads no clock: the caller passes
-``started``/``finished`` times if it wants a duration in the report.
+missing, with a RefetchChunk too; so is an expected chunk whose path holds
+a folder, a link or a device instead of a file (it is quarantined: ``get``
+could not read it). Every manifest file is verified too (encoding, signature,
+file name): one that fails is quarantined and reported in ``bad_manifests``,
+its chunks kept (docs/content/operations.md). Scrubbing reads no clock: the
+caller passes ``started``/``finished`` times if it wants a duration in the
+report.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from meshcore.errors import IntegrityError
+from meshcore.errors import DecodeError, IntegrityError
 from meshcore.kernels import blake2b_256
 
 from .effects import RefetchChunk
@@ -71,18 +76,21 @@ class ScrubReport:
     missing: list[bytes] = field(default_factory=list)
     repaired_effects: list[RefetchChunk] = field(default_factory=list)
     duration: float | None = None
+    manifests: int = 0
+    bad_manifests: dict[bytes, str] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
-        """True when nothing was corrupt or missing."""
-        return not self.corrupt and not self.missing
+        """True when nothing was corrupt or missing and every manifest verified."""
+        return not self.corrupt and not self.missing and not self.bad_manifests
 
     def summary(self) -> str:
         """One line for a log or the CLI."""
         kind = "full (BLAKE2b)" if self.full else "fast (xxh3)"
         text = (
             f"scrub {kind}: {self.checked} checked, {self.ok} ok, {len(self.corrupt)} corrupt "
-            f"(quarantined {len(self.quarantined)}), {len(self.missing)} missing"
+            f"(quarantined {len(self.quarantined)}), {len(self.missing)} missing; "
+            f"{self.manifests} manifests, {len(self.bad_manifests)} bad (quarantined)"
         )
         if self.duration is not None:
             text += f" in {self.duration:.1f} s"
@@ -104,6 +112,14 @@ def scrub(
     :class:`~meshcore.errors.StorageError` only if quarantining itself fails.
     """
     report = ScrubReport(full=full)
+    for digest in store.irregular():
+        reason = "not a regular file (a folder, link or device where the chunk belongs)"
+        report.checked += 1
+        report.corrupt.append(digest)
+        report.reasons[digest] = reason
+        with contextlib.suppress(KeyError):
+            report.quarantined.append(str(store.quarantine(digest, reason)))
+        report.repaired_effects.append(RefetchChunk(digest, f"corrupt: {reason}"))
     for digest in list(store):
         report.checked += 1
         reason = store.check(digest, full=full)
@@ -123,6 +139,30 @@ def scrub(
         if digest not in report.reasons and not store.has(digest):
             report.missing.append(digest)
             report.repaired_effects.append(RefetchChunk(digest, "missing from the store"))
+    _scrub_manifests(store, report)
     if started is not None and finished is not None:
         report.duration = finished - started
     return report
+
+
+def _scrub_manifests(store: ChunkStore, report: ScrubReport) -> None:
+    for cid in list(store.iter_manifests()):
+        try:
+            raw = store.read_manifest(cid)
+        except KeyError:  # pragma: no cover - deleted while we scrubbed
+            continue
+        except DecodeError as exc:  # not a regular file
+            raw, problem = None, str(exc)
+        report.manifests += 1
+        if raw is not None:
+            try:
+                signed = parse_manifest(raw)
+                problem = ("file name does not match its content id"
+                           if signed.content_id != cid else None)
+            except DecodeError as exc:
+                problem = str(exc)
+        if problem is None:
+            continue
+        report.bad_manifests[cid] = problem
+        with contextlib.suppress(KeyError):
+            store.quarantine_manifest(cid, f"fails verification: {problem}")

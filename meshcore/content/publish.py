@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import mimetypes
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +152,12 @@ def publish_stream(
         result = classifier.classify(
             facts, tags=tags, access=access, distribution=distribution, retention=retention
         )
+        if policy is not None and result.access.startswith("group:"):
+            group = result.access[len("group:"):]
+            if group not in policy.groups:
+                known = ", ".join(sorted(policy.groups)) or "none"
+                raise ValueError(f"access: unknown group {group!r}: nobody could read the item "
+                                 f"(groups in [content.groups]: {known})")
         if policy is not None:
             if principal is not None:
                 policy.check(principal, "publish", result.access)
@@ -249,17 +256,77 @@ def publish_file(
     **options,
 ) -> PublishResult:
     """Publish the file at ``path`` (``name`` defaults to its base name); see
-    :func:`publish_stream` for the options. The path itself is never stored."""
+    :func:`publish_stream` for the options. The path itself is never stored.
+
+    Only a regular file is published: a FIFO, a device or a folder is refused
+    before anything is read (a FIFO with no writer would otherwise block
+    ``open`` forever). A file that changes while it is read (its size, its
+    modification or change time, or the file itself) is refused after the
+    read, with nothing published: a same-size rewrite in place would
+    otherwise publish a torn mix of old and new bytes. The times are compared
+    at the file system's resolution (nanoseconds on ext4, f2fs and tmpfs; a
+    kernel tick for writes in the same tick as the last write before the
+    publish).
+    """
     path = Path(path)
     try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below, errors mapped first
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat decides.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise StorageError(f"{path}: cannot read: {exc.strerror or exc}", path=str(path)) from exc
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise StorageError(f"{path}: not a regular file ({_kind(before.st_mode)}); only "
+                               "regular files are published", path=str(path))
+        os.set_blocking(fd, True)
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
     with f:
-        size = os.fstat(f.fileno()).st_size
         # A hint only (doubles the kernel's read-ahead); not every platform has it.
         with contextlib.suppress(AttributeError, OSError):
             os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
         return publish_stream(
-            store, catalog, f, name=name or path.name, size=size, **options
+            store, catalog, _Unchanged(f, path, before), name=name or path.name,
+            size=before.st_size, **options
         )
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
+
+
+class _Unchanged:
+    """A file reader that, at end of file, checks the file did not change while read."""
+
+    __slots__ = ("_before", "_f", "_path")
+
+    def __init__(self, f: BinaryIO, path: Path, before: os.stat_result) -> None:
+        self._f = f
+        self._path = path
+        self._before = before
+
+    def readinto(self, buf) -> int:
+        n = self._f.readinto(buf)
+        if not n:
+            self._check()
+        return n
+
+    def _check(self) -> None:
+        a, b = self._before, os.fstat(self._f.fileno())
+        fields = ("st_size", "st_mtime_ns", "st_ctime_ns", "st_ino", "st_dev")
+        changed = [k[3:] for k in fields if getattr(a, k) != getattr(b, k)]
+        if changed:
+            raise StorageError(
+                f"{self._path}: file changed while it was published ({', '.join(changed)} "
+                "changed); nothing was published", path=str(self._path))

@@ -155,6 +155,7 @@ class ContentSettings:
                     raise groups_sec.error(g, f"member {m!r} is not in [content.principals]")
         access_rules = [_access_rule(r) for r in sec.section_list("access_rules")]
         rules = [_rule(r) for r in sec.section_list("rules")]
+        _check_group_levels(sec, groups, default_access, rules, access_rules)
         access = AccessPolicy(access_rules, groups=groups, curator_keys=curators, path=path)
         classifier = Classifier(
             rules,
@@ -177,6 +178,27 @@ class ContentSettings:
             classifier=classifier,
             path=path,
         )
+
+
+def _check_group_levels(sec: Section, groups: dict[str, tuple[str, ...]], default_access: str,
+                        rules: list[ClassificationRule], access_rules: list[AccessRule]) -> None:
+    """Refuse ``group:<name>`` access levels naming a group [content.groups] lacks.
+
+    Such an item could be read by nobody but its publisher and the admins,
+    which is never what the operator meant.
+    """
+    def check(where: Section, key: str, level: str | None) -> None:
+        if level and level.startswith("group:") and level[6:] not in groups:
+            known = ", ".join(sorted(groups)) or "none"
+            raise where.error(key, f"unknown group {level[6:]!r} (groups in [content.groups]: "
+                                   f"{known})")
+
+    check(sec, "default_access", default_access)
+    for r in rules:
+        check(Section(sec.path, r.where, {}), "access", r.access)
+    for a in access_rules:
+        if a.action != "designate":
+            check(Section(sec.path, a.where, {}), "target", a.target)
 
 
 def load_content_settings(path: str | Path) -> ContentSettings:

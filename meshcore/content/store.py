@@ -57,6 +57,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
+import stat
 import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -170,6 +172,21 @@ def _load_syncfs():
 
 
 _syncfs = _load_syncfs()
+
+
+class _NotRegular(DecodeError):
+    """Something other than a regular file sits where a chunk or manifest file belongs."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("not a regular file (a folder, link or device where the file belongs)")
+        self.path = path
+
+
+def _is_regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _store_error(final: str, size: int, exc: OSError) -> StorageError:
@@ -797,7 +814,7 @@ class ChunkStore:
             return True
         if final in self._flushing_items:
             return True
-        return os.path.exists(final)
+        return _is_regular(final)
 
     def _in_batch(self, final: str) -> bool:
         """True when ``final`` is a batch write not yet visible (pending or being flushed)."""
@@ -805,7 +822,11 @@ class ChunkStore:
         return (pending is not None and final in pending) or final in self._flushing_items
 
     def has(self, digest: bytes) -> bool:
-        """True when chunk ``digest`` is stored (or pending in the current batch)."""
+        """True when chunk ``digest`` is stored (or pending in the current batch).
+
+        Only a regular file counts: a folder or a link where the chunk should
+        be is not the chunk (:meth:`irregular` lists such entries).
+        """
         return self._present(self._chunk(digest))
 
     __contains__ = has
@@ -814,10 +835,15 @@ class ChunkStore:
         if self._in_batch(final):
             self.flush()
         try:
-            # os-level reads: a buffered file object costs more than the read itself
-            fd = os.open(final, os.O_RDONLY | os.O_CLOEXEC)
+            # os-level reads: a buffered file object costs more than the read itself.
+            # O_NOFOLLOW|O_NONBLOCK: a link or a FIFO planted in the store is
+            # refused, never followed nor waited on.
+            fd = os.open(final, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
             try:
-                size = os.fstat(fd).st_size
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise _NotRegular(final)
+                size = st.st_size
                 data = os.read(fd, size)
                 while len(data) < size:  # short read (rare)
                     more = os.read(fd, size - len(data))
@@ -830,6 +856,8 @@ class ChunkStore:
         except FileNotFoundError:
             raise KeyError(f"{what} not in store") from None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symbolic link
+                raise _NotRegular(final) from None
             raise StorageError(f"{final}: cannot read: {_explain(exc)}", path=str(final)) from exc
 
     def get(self, digest: bytes, *, full: bool = True) -> bytes:
@@ -846,8 +874,8 @@ class ChunkStore:
         """
         digest = _check_digest("digest", digest)
         final = self._shard_path(self._chunk_base, digest)
-        data = self._read(final, f"chunk {digest.hex()}")
         try:
+            data = self._read(final, f"chunk {digest.hex()}")
             raw = self._decode(data)
             if full and blake2b_256(raw) != digest:
                 raise DecodeError("content does not match its BLAKE2b-256 digest")
@@ -939,6 +967,21 @@ class ChunkStore:
             if _is_hex_name(name):
                 yield bytes.fromhex(name)
 
+    def irregular(self) -> list[bytes]:
+        """Digests whose chunk path holds something other than a regular file.
+
+        A folder, a link or a device node where a chunk belongs is not the
+        chunk: :meth:`has` says False, :meth:`get` and :meth:`check` report it
+        corrupt, and a scrub quarantines it.
+        """
+        found = []
+        for shard in _subdirs(self.chunk_dir):
+            with os.scandir(shard) as it:
+                for entry in it:
+                    if _is_hex_name(entry.name) and not entry.is_file(follow_symlinks=False):
+                        found.append(bytes.fromhex(entry.name))
+        return found
+
     def quarantine(self, digest: bytes, reason: str) -> Path:
         """Move chunk ``digest`` to ``quarantine/`` beside a ``.reason`` file; returns its new path.
 
@@ -950,12 +993,17 @@ class ChunkStore:
             self.flush()
         hexname = os.path.basename(final)
         with self._lock:
-            if not os.path.exists(final):
+            if not os.path.lexists(final):
                 raise KeyError(f"chunk {hexname} not in store")
+            return self._move_to_quarantine(final, hexname, reason)
+
+    def _move_to_quarantine(self, final: str, name: str, reason: str) -> Path:
+        """Rename ``final`` to ``quarantine/<name>.<n>`` beside its ``.reason`` file."""
+        with self._lock:
             n = 0
-            while os.path.lexists(self.quarantine_dir / f"{hexname}.{n}"):
+            while os.path.lexists(self.quarantine_dir / f"{name}.{n}"):
                 n += 1
-            dest = self.quarantine_dir / f"{hexname}.{n}"
+            dest = self.quarantine_dir / f"{name}.{n}"
             note = (reason.strip() + "\n").encode("utf-8", "replace")
             if self.used_bytes + len(note) > self.budget_bytes:
                 note = b""  # the budget holds; the reason is in the caller's error or report
@@ -971,7 +1019,7 @@ class ChunkStore:
             try:
                 os.rename(final, dest)
             except FileNotFoundError:  # pragma: no cover - raced a delete
-                raise KeyError(f"chunk {hexname} not in store") from None
+                raise KeyError(f"{name} not in store") from None
             except OSError as exc:
                 raise StorageError(
                     f"{final}: cannot quarantine: {_explain(exc)}", path=final
@@ -996,6 +1044,10 @@ class ChunkStore:
         freed = 0
         for entry in list(os.scandir(self.quarantine_dir)):
             try:
+                if entry.is_dir(follow_symlinks=False):
+                    # a folder found where a chunk belonged: never counted
+                    shutil.rmtree(entry.path)
+                    continue
                 size = entry.stat(follow_symlinks=False).st_size
                 os.unlink(entry.path)
             except FileNotFoundError:  # pragma: no cover - raced another purge
@@ -1033,6 +1085,42 @@ class ChunkStore:
         finally:
             self._pending = pending
         return True
+
+    def quarantine_manifest(self, content_id: bytes, reason: str) -> Path:
+        """Move manifest ``content_id`` to ``quarantine/manifest-<hex>.<n>`` (with a reason).
+
+        A manifest that fails verification is set aside, never deleted: its
+        chunks may be all the node has of an item, and an operator decides
+        (see :meth:`quarantined_manifests`). KeyError when it is absent.
+        """
+        final = self._manifest(content_id)
+        if not os.path.lexists(final):
+            raise KeyError(f"manifest {bytes(content_id).hex()} not in store")
+        return self._move_to_quarantine(final, f"manifest-{bytes(content_id).hex()}", reason)
+
+    def quarantined_manifests(self) -> list[tuple[bytes, Path, str, float]]:
+        """``(content_id, path, reason, quarantined_at)`` of every quarantined manifest.
+
+        ``quarantined_at`` is the Unix time its reason file was written.
+        """
+        out = []
+        for path, reason in self.quarantined():
+            name = path.name
+            if not name.startswith("manifest-"):
+                continue
+            hexname = name[len("manifest-"):].split(".", 1)[0]
+            if not _is_hex_name(hexname):
+                continue
+            try:
+                when = os.stat(f"{path}.reason").st_mtime
+            except OSError:
+                when = os.lstat(path).st_mtime
+            out.append((bytes.fromhex(hexname), path, reason, when))
+        return out
+
+    def read_quarantined(self, path: str | Path) -> bytes:
+        """The bytes of a quarantined file (unverified)."""
+        return self._read(str(path), str(path))
 
     def read_manifest(self, content_id: bytes) -> bytes:
         """The raw signed manifest ``content_id`` (unverified; KeyError when absent)."""
