@@ -22,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-from .._files import output_file
 from ..config import parse_duration
 from ..errors import IntegrityError, MeshcoreError, StateLockedError, StorageError
 
@@ -244,7 +243,7 @@ def _get(args) -> int:
                     f"item {cid.hex()} is incomplete: {n} of its chunks are missing or were "
                     "quarantined as corrupt; a running node fetches them again from its "
                     "peers (`meshcore content scrub` lists them)")
-            n = _export(node, principal, cid, args.output)
+            n = node.export(principal, cid, args.output, now=time.time())
         except UnknownContentError as exc:
             raise MeshcoreError(str(exc)) from None
         except IntegrityError as exc:
@@ -257,21 +256,6 @@ def _get(args) -> int:
             _notes(e for e in node.drain_effects() if not isinstance(e, RefetchChunk))
     print(f"wrote {n} bytes to {args.output}")
     return 0
-
-
-def _export(node, principal, cid: bytes, dest: Path) -> int:
-    """Write the item to ``dest`` by :func:`meshcore._files.output_file`'s rules."""
-    chunks = node.read(principal, cid, now=time.time())
-    written = 0
-    try:
-        with output_file(dest, durable=node.settings.fsync) as f:
-            for data in chunks:
-                f.write(data)
-                written += len(data)
-    except OSError as exc:
-        raise StorageError(f"{dest}: cannot write: {exc.strerror or exc}",
-                           path=str(dest)) from exc
-    return written
 
 
 def _scrub(args) -> int:

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import BinaryIO
 
+from .._files import output_file
 from ..errors import AccessDeniedError, DecodeError, IntegrityError, StorageError
 from ._policy_names import normalize_tag
 from .access import Principal
@@ -265,31 +265,22 @@ class ContentNode:
 
     def export(self, principal: Principal, content_id: bytes, dest: str | Path, *,
                now: float) -> int:
-        """Write the item to ``dest`` (temp file + rename; never a partial file); returns bytes.
+        """Write the item to ``dest`` (never a partial file); returns bytes.
 
-        ``dest`` is the caller's path: the item's name is never used as one.
+        ``dest`` is the caller's path (the item's name is never used as one),
+        written by :func:`meshcore._files.output_file`: a regular file by temp
+        file + rename, a device or FIFO as a stream, a symlink's target.
         """
-        dest = Path(dest)
         chunks = self.read(principal, content_id, now=now)
-        tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
         written = 0
         try:
-            with open(tmp, "wb") as f:
+            with output_file(dest, durable=self.settings.fsync) as f:
                 for data in chunks:
                     f.write(data)
                     written += len(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, dest)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise StorageError(f"{dest}: cannot write: {exc.strerror or exc}",
                                path=str(dest)) from exc
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
         return written
 
     def manifest_for(self, principal: Principal, content_id: bytes) -> bytes:
