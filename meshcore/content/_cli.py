@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from ..config import parse_duration
-from ..errors import IntegrityError, MeshcoreError, StateLockedError, StorageError
+from ..errors import IntegrityError, MeshcoreError, StateLockedError
 
 __all__ = ["register"]
 
