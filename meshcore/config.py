@@ -42,6 +42,7 @@ from typing import Any
 from .errors import ConfigError
 
 __all__ = [
+    "DEFAULT_STATE_DIR",
     "KNOWN_SECTIONS",
     "MAX_BYTES",
     "MAX_CONFIG_BYTES",
@@ -55,6 +56,7 @@ __all__ = [
     "parse_duration",
     "parse_rate",
     "read_bounded",
+    "state_dir",
 ]
 
 _MISSING: Any = object()
@@ -64,6 +66,8 @@ _MISSING: Any = object()
 MAX_CONFIG_BYTES = 1 << 20
 #: The tables a node config may have at its top level (one per area).
 KNOWN_SECTIONS = ("node", "net", "content", "fairness", "analytics")
+#: Where a node keeps its state when the config names no folder (FHS: /var/lib).
+DEFAULT_STATE_DIR = "/var/lib/meshcore"
 #: Ceilings of every size, rate and duration (a caller may set a lower ``max``).
 MAX_BYTES = 1 << 60  # 1 EiB
 MAX_RATE = 1e12  # bytes/s (8 Tbit/s)
@@ -482,3 +486,24 @@ def load_config(path: str | Path, *, known_sections: Iterable[str] | None = KNOW
     except UnicodeDecodeError as exc:
         raise ConfigError(name, "(file)", f"not UTF-8 at byte {exc.start}") from None
     return parse_config(text, name, known_sections=known_sections)
+
+
+def state_dir(config: Config) -> Path:
+    """The node's state folder: ``[node] state_dir``, else ``[content] state_dir``, else
+    :data:`DEFAULT_STATE_DIR`.
+
+    A relative path is taken from the config file's folder (as ``[content]``
+    does). The folder holds the daemon's lock and status file, the rollup
+    database and the content store, so one setting moves all of them.
+    """
+    for table in ("node", "content"):
+        sec = config.section(table)
+        if "state_dir" in sec:
+            text = sec.get_str("state_dir")
+            if not text:
+                raise sec.error("state_dir", "expected a folder, got ''")
+            path = Path(text)
+            if not path.is_absolute():
+                path = Path(config.path).resolve().parent / path
+            return path
+    return Path(DEFAULT_STATE_DIR)

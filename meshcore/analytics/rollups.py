@@ -28,13 +28,28 @@ them; see docs/analytics.md): one node, full retention, ~3 MiB; 200 nodes'
 hour and day rows without sketches plus the mesh's own rows with sketches,
 a few tens of MiB.
 
-**Corruption.** Opening runs ``PRAGMA quick_check``; a file that is not a
-database, fails the check, or has a foreign schema is renamed to
-``<name>.corrupt-<n>`` (with its ``-wal``/``-shm`` files), a new empty
-database is created, and :attr:`RollupStore.recovered` describes what
-happened so the driver can log it. The node keeps running; history is lost
-but nothing else is. A write that hits corruption later does the same and
-retries once. A full disk raises :class:`~meshcore.errors.StorageError`.
+**Whose file.** ``--db PATH`` and ``rollup_path`` are the operator's
+paths, and may name something that is not ours: a folder, a text file, the
+content catalog. A rollup database is marked with SQLite's
+``application_id`` (``0x4D435231``, "MCR1", in the file header); a file that
+has neither that mark nor our tables (``meta``/``rollup``, databases made
+before the mark) is refused with :class:`~meshcore.errors.StorageError`
+naming the path, and left untouched. An empty (0-byte) file becomes a new
+database.
+
+**Corruption.** Opening runs ``PRAGMA quick_check``; a file of ours that
+fails the check, is not readable as a database, or has a schema this code
+does not know is renamed to ``<name>.corrupt-<n>`` (with its ``-wal``/``-shm``
+files), a new empty database is created, and :attr:`RollupStore.recovered`
+describes what happened so the driver can log it. The node keeps running;
+history is lost but nothing else is. A write that hits corruption later does
+the same and retries once. A full disk raises
+:class:`~meshcore.errors.StorageError`.
+
+**Reading only.** ``RollupStore(path, create=False)`` (reports) opens an
+existing database read-only: it never creates a file, never adds a table and
+never moves anything aside; a missing, foreign or corrupt file is a
+:class:`~meshcore.errors.StorageError`.
 """
 
 from __future__ import annotations
@@ -43,7 +58,9 @@ import contextlib
 import json
 import os
 import sqlite3
+import stat
 import struct
+import urllib.parse
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -86,6 +103,9 @@ COUNTER_FIELDS = (
 )
 _FIELD_SET = frozenset(COUNTER_FIELDS)
 _SCHEMA_VERSION = 1
+#: SQLite ``application_id`` of a rollup database: "MCR1".
+APPLICATION_ID = 0x4D435231
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 _HOUR_COLUMNS = tuple(f"h{h:02d}" for h in range(24))
 _COLUMNS = (
     "node", "res", "start", *COUNTER_FIELDS, "users", "households", "jfi", *_HOUR_COLUMNS,
@@ -267,8 +287,10 @@ class RollupStore:
     """SQLite (WAL) history of rollups at ``path`` (``":memory:"`` for tests).
 
     ``retention``: seconds kept per resolution (defaults 7 d / 31 d / 366 d).
-    Opening never fails on a corrupt file (see module doc); it raises
-    :class:`StorageError` only when a fresh database cannot be created either.
+    ``create=False`` opens an existing database read-only (see the module
+    doc). Opening never fails on a corrupt database of ours (it is moved
+    aside); it raises :class:`StorageError` when the path holds something that
+    is not ours, or when a fresh database cannot be created either.
     """
 
     def __init__(
@@ -276,8 +298,10 @@ class RollupStore:
         path: str | os.PathLike,
         *,
         retention: Mapping[str, float] | None = None,
+        create: bool = True,
     ) -> None:
         self.path = str(path)
+        self.create = bool(create)
         self.retention = {"minute": 7 * 86400.0, "hour": 31 * 86400.0, "day": 366 * 86400.0}
         if retention:
             for res, seconds in retention.items():
@@ -287,9 +311,91 @@ class RollupStore:
                     raise ValueError(f"retention[{res!r}]: expected seconds > 0, got {seconds!r}")
                 self.retention[res] = float(seconds)
         self.recovered: Recovery | None = None
-        self._db = self._open_checked()
+        if self.path != ":memory:":
+            self._check_ours()
+        self._db = self._open_checked() if self.create else self._open_readonly()
 
     # -- opening and recovery ----------------------------------------------
+
+    def _refuse(self, problem: str) -> StorageError:
+        return StorageError(f"{self.path}: {problem}; refusing to use it as the rollup "
+                            "database (move it away or choose another path)", path=self.path)
+
+    def _check_ours(self) -> None:
+        """Refuse a path that holds something that is not a rollup database of ours."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            if not self.create:
+                raise StorageError(
+                    f"{self.path}: no rollup database (the node daemon writes it at "
+                    "[analytics] rollup_path while it runs)", path=self.path) from None
+            return
+        except OSError as exc:
+            raise StorageError(f"{self.path}: cannot open: {exc.strerror or exc}",
+                               path=self.path) from None
+        if stat.S_ISDIR(st.st_mode):
+            raise self._refuse("is a folder")
+        if not stat.S_ISREG(st.st_mode):
+            raise self._refuse("is not a regular file")
+        if st.st_size == 0:
+            if not self.create:
+                raise self._refuse("is an empty file, not a rollup database")
+            return
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(100)
+        except OSError as exc:
+            raise StorageError(f"{self.path}: cannot read: {exc.strerror or exc}",
+                               path=self.path) from None
+        if not head.startswith(_SQLITE_MAGIC):
+            raise self._refuse("is not an SQLite database")
+        app_id = int.from_bytes(head[68:72], "big") if len(head) >= 72 else 0
+        if app_id == APPLICATION_ID:
+            return
+        if app_id != 0:
+            raise self._refuse(f"is an SQLite database of another application "
+                               f"(application_id {app_id:#010x})")
+        # Made before the mark, or not ours: look at its tables without writing.
+        try:
+            db = sqlite3.connect(self._ro_uri(), uri=True)
+            try:
+                tables = {r[0] for r in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as exc:
+            raise self._refuse(f"is an unreadable SQLite database ({exc}) that is not marked "
+                               "as a rollup database") from None
+        if tables and not tables & {"meta", "rollup"}:
+            raise self._refuse(f"is the database of something else "
+                               f"(tables: {', '.join(sorted(tables))})")
+
+    def _ro_uri(self) -> str:
+        return "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self._ro_uri(), uri=True, isolation_level=None)
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{self.path}: cannot open the rollup database: {exc}",
+                               path=self.path) from None
+        try:
+            row = db.execute("PRAGMA quick_check").fetchone()
+            if row is None or row[0] != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no result'}")
+            version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if version is None or version[0] != str(_SCHEMA_VERSION):
+                raise sqlite3.DatabaseError(f"schema version {version and version[0]!r}")
+            cols = [r[1] for r in db.execute("PRAGMA table_info(rollup)")]
+            if tuple(cols) != _COLUMNS:
+                raise sqlite3.DatabaseError("rollup table has unexpected columns")
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise StorageError(f"{self.path}: the rollup database is unusable ({exc}); the "
+                               "node daemon moves a corrupt one aside when it next writes",
+                               path=self.path) from None
+        return db
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None)
@@ -300,6 +406,7 @@ class RollupStore:
             if row is None or row[0] != "ok":
                 raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no result'}")
             db.executescript(_CREATE)
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if version is None:
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(_SCHEMA_VERSION),))

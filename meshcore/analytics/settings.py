@@ -8,10 +8,11 @@ dotted key (``node.toml: analytics.salt: ...``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from ..config import Config, Section
+from ..config import Config, Section, state_dir
 
-__all__ = ["KNOWN_KEYS", "AnalyticsSettings"]
+__all__ = ["KNOWN_KEYS", "AnalyticsSettings", "rollup_path"]
 
 KNOWN_KEYS = (
     "enabled",
@@ -74,8 +75,8 @@ class AnalyticsSettings:
             enabled=enabled,
             exports_enabled=exports,
             salt=salt,
-            k_anonymity=sec.get_int("k_anonymity", 5, min=1),
-            price_per_gb=sec.get_float("price_per_gb", 0.0, min=0.0),
+            k_anonymity=sec.get_int("k_anonymity", 5, min=1, max=1_000_000),
+            price_per_gb=sec.get_float("price_per_gb", 0.0, min=0.0, max=1e9),
             currency=sec.get_str("currency", "USD"),
             label_cardinality_cap=sec.get_int("label_cardinality_cap", 1000, min=1, max=1_000_000),
             hll_precision=sec.get_int("hll_precision", 12, min=4, max=16),
@@ -87,6 +88,18 @@ class AnalyticsSettings:
             retention_days=sec.get_duration("retention_days", "366d", min=86400),
             textfile_path=sec.get_str("textfile_path", ""),
         )
+
+
+def rollup_path(config: Config, settings: AnalyticsSettings) -> Path:
+    """Where the rollup database is: ``[analytics] rollup_path``, else
+    ``<state folder>/analytics/rollups.sqlite`` (:func:`meshcore.config.state_dir`).
+
+    A relative ``rollup_path`` is taken from the config file's folder.
+    """
+    if settings.rollup_path:
+        path = Path(settings.rollup_path)
+        return path if path.is_absolute() else Path(config.path).resolve().parent / path
+    return state_dir(config) / "analytics" / "rollups.sqlite"
 
 
 def _is_analytics(section: Section) -> bool:
