@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -33,6 +34,17 @@ _COMMAND_MODULES = (
     "meshcore.fairness._cli",
     "meshcore.analytics._cli",
 )
+
+
+def finite_float(text: str) -> float:
+    """An ``argparse`` type: a finite number (``nan``, ``inf`` and overflows are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

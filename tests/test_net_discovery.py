@@ -628,7 +628,6 @@ neighbour_interval = "8s"
 suspect_after = 2
 gone_after = 4
 pex_delay = "50ms"
-babeld_socket = "/var/run/babeld.sock"   # someone else's key: left alone
 """
         )
     )

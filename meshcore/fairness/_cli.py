@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from ..config import load_config
+from ..errors import ConfigError
 from .settings import SPECIFICITY, parse_fairness
 
 __all__ = ["register"]
@@ -41,7 +42,14 @@ def _size(value: int | None) -> str:
 
 
 def _check(args: argparse.Namespace) -> int:
-    settings = parse_fairness(load_config(args.config))
+    config = load_config(args.config)
+    if "fairness" not in config:
+        # The defaults are valid, but a file without the table is almost always
+        # the wrong file: saying "valid" would hide it.
+        raise ConfigError(config.path, "fairness",
+                          "no [fairness] table: nothing to check (the node would run with one "
+                          "default class)")
+    settings = parse_fairness(config)
     print(f"{settings.path}: [fairness] is valid")
     print(
         f"default class: {settings.default_class}; quantum {settings.quantum} B; "

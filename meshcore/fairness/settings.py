@@ -66,6 +66,10 @@ _CLASS_KEYS = (
 _TOP_KEYS = ("default_class", "quantum", "chunk", "classes", "rules", "congestion")
 _MAC = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
 
+#: Largest class weight: shares are ratios of weights, and a million to one is
+#: already beyond anything a link can tell apart (docs/fairness.md).
+MAX_WEIGHT = 1e6
+
 #: Default token-bucket depth when a class sets a rate but no burst.
 DEFAULT_BURST = 256 * 1024
 
@@ -151,7 +155,7 @@ def _optional_bytes(sec: Section, key: str) -> int | None:
 
 def _parse_class(name: str, sec: Section) -> ClassSpec:
     sec.check_known(_CLASS_KEYS)
-    weight = sec.get_float("weight", 1.0)
+    weight = sec.get_float("weight", 1.0, max=MAX_WEIGHT)
     if not weight > 0:
         raise sec.error("weight", f"expected a number > 0, got {weight!r}")
     spec = ClassSpec(
@@ -239,6 +243,12 @@ def parse_fairness(config: Config | Section) -> FairnessSettings:
     chunk = sec.get_bytes("chunk", 65536, min=1)
     if quantum > 2**48:
         raise sec.error("quantum", f"expected at most 2**48 bytes, got {quantum}")
+    for name, spec in classes.items():
+        # The DRR kernel's flow quantum is quantum * weight bytes, at most 2**48.
+        if spec.weight * quantum > 2**48:
+            raise classes_sec.section(name).error(
+                "weight", f"weight {spec.weight:g} x quantum {quantum} bytes is over 2**48 "
+                          "bytes per round: lower the weight or the quantum")
     congestion: dict[str, float] = {}
     csec = sec.section("congestion")
     csec.check_known(_CONGESTION_KEYS)

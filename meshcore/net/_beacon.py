@@ -18,6 +18,16 @@ QUIC uses, RFC 9000 section 14). All integers are big-endian. Layout::
 compact form (:func:`encode_node_id`): lower-case hex ids (the usual 16 hex
 characters) as raw bytes, anything else as UTF-8.
 
+Node ids obey one rule everywhere (:func:`check_node_id`: the config's
+``[node] id``, our own beacons, and every id a peer sends, in the beacon
+header, its echoes and its peer-exchange records): 1..64 bytes of UTF-8 with
+no white space, no control character (newline, ESC, NUL) and no invisible
+formatting character (such as U+202E RIGHT-TO-LEFT OVERRIDE). A key holder
+could otherwise forge log lines ("... INFO meshcore.node: peer joined ROOT")
+or terminal escapes in ``meshcore node peers``. Peer-exchange host names
+obey the same rule. :func:`printable` escapes any string from outside
+before it is logged or printed, as a second line of defence.
+
 The decoder never trusts the peer: every read is bounds-checked, and any
 input either decodes or raises :class:`BeaconError` (a
 :class:`~meshcore.errors.DecodeError`) whose ``kind`` says why, so the caller
@@ -55,6 +65,7 @@ __all__ = [
     "OP_ADD",
     "OP_REMOVE",
     "OP_WITHDRAW",
+    "SECTION_PADDING",
     "SECTION_PEX_DELTA",
     "SECTION_PEX_SYNC",
     "VERSION",
@@ -63,11 +74,14 @@ __all__ = [
     "Echo",
     "PexEntry",
     "PexSection",
+    "check_node_id",
     "decode_beacon",
     "decode_node_id",
     "encode_beacon",
     "encode_node_id",
+    "node_id_problem",
     "pex_entry_size",
+    "printable",
 ]
 
 MAGIC = b"MC"
@@ -80,6 +94,7 @@ FLAG_REPLY = 0x02  # a unicast reply to a newcomer
 FLAG_JOINING = 0x04  # part of the sender's announce-on-join burst
 FLAG_PARTIAL = 0x08  # the echo list leaves some neighbours out (they rotate)
 
+SECTION_PADDING = 0x01  # zero bytes that make a join beacon pay for the reply it asks for
 SECTION_PEX_DELTA = 0x10  # peer-exchange deltas (adds and removes)
 SECTION_PEX_SYNC = 0x11  # one chunk of a full sync of the sender's known-peer set
 
@@ -195,16 +210,73 @@ class Beacon:
 _HEX = frozenset("0123456789abcdef")
 
 
+def _bad_char(text: str) -> str | None:
+    # str.isprintable() is False exactly for Unicode's "Other" categories
+    # (controls, formatting such as bidi overrides and zero-width joiners,
+    # surrogates, private use, unassigned) and its separators other than the
+    # ASCII space; ids refuse the space too.
+    if text.isprintable() and " " not in text:
+        return None
+    return next(ch for ch in text if ch == " " or not ch.isprintable())
+
+
+def node_id_problem(node_id: object) -> str | None:
+    """Why ``node_id`` breaks the id rule (see the module doc), or None when it is good."""
+    if not isinstance(node_id, str) or not node_id:
+        return f"expected a non-empty string, got {node_id!r}"
+    if len(node_id) % 2 == 0 and set(node_id) <= _HEX:
+        return None if len(node_id) // 2 <= MAX_ID_BYTES else (
+            f"at most {MAX_ID_BYTES} bytes on the wire, got {len(node_id) // 2}")
+    try:
+        size = len(node_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        return f"not valid Unicode text: {node_id!r}"
+    if size > MAX_ID_BYTES:
+        return f"at most {MAX_ID_BYTES} bytes on the wire, got {size}"
+    bad = _bad_char(node_id)
+    if bad is not None:
+        return (f"white space, control and invisible characters are not allowed "
+                f"(U+{ord(bad):04X} in {node_id!r})")
+    return None
+
+
+def check_node_id(node_id: object) -> str:
+    """``node_id`` when it obeys the id rule (module doc); ValueError naming the problem."""
+    problem = node_id_problem(node_id)
+    if problem is not None:
+        raise ValueError(f"node_id: {problem}")
+    return node_id  # type: ignore[return-value]
+
+
+def printable(text: object, limit: int = 200) -> str:
+    """``text`` safe for a log line or a terminal: every non-printable character
+    (controls, escapes, bidi overrides, line breaks, ...) as a ``\\x``/``\\u``
+    escape, cut to ``limit`` characters. Non-strings are ``repr``'d first."""
+    if not isinstance(text, str):
+        text = repr(text)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 @lru_cache(maxsize=8192)
 def encode_node_id(node_id: str) -> bytes:
     """The compact wire form of a node id: header byte, then 1..64 bytes.
 
     Header bit 7 set: the id is lower-case hex of even length, sent as raw
     bytes; clear: UTF-8. Low 7 bits: the byte count. Raises ValueError for an
-    empty or too long id.
+    id that breaks the id rule (:func:`check_node_id`).
     """
-    if not isinstance(node_id, str) or not node_id:
-        raise ValueError(f"node_id: expected a non-empty string, got {node_id!r}")
+    check_node_id(node_id)
     raw: bytes
     hexform = len(node_id) % 2 == 0 and set(node_id) <= _HEX
     raw = bytes.fromhex(node_id) if hexform else node_id.encode("utf-8")
@@ -236,6 +308,9 @@ def decode_node_id(buf: bytes | memoryview, pos: int) -> tuple[str, int]:
     # An id that looks like hex must travel in hex form, so each id has one encoding.
     if len(text) % 2 == 0 and set(text) <= _HEX:
         raise BeaconError("malformed", f"hex node id sent as text at byte {pos}")
+    if _bad_char(text) is not None:
+        raise BeaconError("malformed", f"node id with a space, control or invisible "
+                                       f"character at byte {pos}")
     return text, end
 
 
@@ -263,9 +338,13 @@ def _decode_host(buf: bytes | memoryview, pos: int) -> tuple[str, int]:
         n = _take(buf, pos, 1)[0]
         raw = _take(buf, pos + 1, n)
         try:
-            return raw.decode("utf-8"), pos + 1 + n
+            name = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise BeaconError("malformed", f"host name is not UTF-8 at byte {pos}") from None
+        if name and _bad_char(name) is not None:
+            raise BeaconError("malformed", f"host name with a space, control or invisible "
+                                           f"character at byte {pos}")
+        return name, pos + 1 + n
     raise BeaconError("malformed", f"unknown address family {family} at byte {pos - 1}")
 
 
@@ -297,10 +376,15 @@ def _encode_pex(section: PexSection) -> bytes:
     return _TLV.pack(kind, len(body)) + body
 
 
-def encode_beacon(beacon: Beacon, key: bytes) -> bytes:
+def encode_beacon(beacon: Beacon, key: bytes, *, pad_to: int = 0) -> bytes:
     """Serialise and authenticate ``beacon`` under ``key``.
 
-    Raises ValueError when a field is out of range or the result would exceed
+    ``pad_to`` (<= :data:`MAX_DATAGRAM`) adds a padding section so that the
+    datagram is that long (when there is room for the section): a node
+    answers a datagram with at most as many bytes as it carried, so a join
+    beacon pads itself to pay for the sync it asks for (QUIC pads its first
+    packet for the same reason, RFC 9000 section 14.1). Raises ValueError
+    when a field is out of range or the result would exceed
     :data:`MAX_DATAGRAM` bytes (the caller must pack fewer entries).
     """
     b = beacon
@@ -338,6 +422,9 @@ def encode_beacon(beacon: Beacon, key: bytes) -> bytes:
     body = b"".join(parts)
     if len(body) + MAC_LEN > MAX_DATAGRAM:
         raise ValueError(f"beacon of {len(body) + MAC_LEN} bytes exceeds {MAX_DATAGRAM}")
+    room = min(pad_to, MAX_DATAGRAM) - len(body) - MAC_LEN - _TLV.size
+    if room >= 0:
+        body += _TLV.pack(SECTION_PADDING, room) + bytes(room)
     return body + hmac.new(key, body, hashlib.sha256).digest()[:MAC_LEN]
 
 
@@ -405,7 +492,7 @@ def _parse_body(body: bytes, flags: int) -> Beacon:
             if pex is not None:
                 raise BeaconError("malformed", "more than one peer-exchange section")
             pex = _parse_pex(value, kind == SECTION_PEX_SYNC)
-        else:
+        elif kind != SECTION_PADDING:
             unknown += 1
     return Beacon(
         node_id=node_id,

@@ -23,7 +23,8 @@ import math
 import sys
 from typing import Any
 
-from meshcore._files import write_atomic
+from meshcore._files import write_output
+from meshcore.cli import finite_float
 from meshcore.errors import MeshcoreError
 
 __all__ = ["register"]
@@ -42,7 +43,8 @@ def register(subparsers: Any) -> None:
         "file", nargs="*", help="dump file, directory or several files of per-router dumps"
     )
     imp.add_argument("--babeld", metavar="ADDR", help="read a live babeld (HOST:PORT or socket)")
-    imp.add_argument("--timeout", type=float, default=5.0, help="babeld timeout, s (5)")
+    imp.add_argument("--timeout", type=finite_float, default=5.0,
+                     help="babeld timeout, s (5; 0 < S <= 3600)")
     imp.add_argument("--format", "-f", help="input format (default: detect)")
     imp.add_argument("-o", "--output", help="write NetJSON here (default: stdout)")
     imp.add_argument("--self", dest="self_id", metavar="NODE_ID", help="this router's node id")
@@ -56,7 +58,7 @@ def register(subparsers: Any) -> None:
     diff.add_argument("--json", action="store_true", help="machine-readable output")
     diff.add_argument(
         "--rel-tol",
-        type=float,
+        type=finite_float,
         default=0.0,
         help="ignore relative cost changes up to this fraction (0)",
     )
@@ -89,6 +91,9 @@ def _import(args: argparse.Namespace) -> int:
     if args.babeld is not None:
         from meshcore.node.babeld import fetch_topology
 
+        if not 0 < args.timeout <= 3600:
+            raise _UsageError(f"--timeout: expected 0 < seconds <= 3600, got {args.timeout:g}")
+
         try:
             topo = fetch_topology(args.babeld, timeout=args.timeout)
         except ValueError as exc:  # a malformed address: a usage error, not a crash
@@ -120,9 +125,10 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _write_atomic(path: str, text: str) -> None:
-    # temp file + rename: a crash never leaves half a map for the visualiser.
+    # temp file + rename for a file (a crash never leaves half a map for the
+    # visualiser); a device or FIFO is written as a stream, a link followed.
     try:
-        write_atomic(path, text)
+        write_output(path, text)
     except OSError as exc:
         raise _UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
 

@@ -140,6 +140,8 @@ JOIN_PHASE = 1.0  # seconds after start during which replies trigger a re-announ
 JOIN_REANNOUNCE_GAP = 0.005  # seconds between re-announces during the join phase
 REPLAY_PURGE_EVERY = 60.0
 _STALE = object()  # get_timer's cache marker: recompute after any input
+#: Sub-tables of ``[net]`` read elsewhere (the node daemon's babeld adapter).
+SUBTABLES = ("babeld",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +259,11 @@ class DiscoverySettings:
         if not 0 < self.port < 65536:
             raise ValueError(f"port: expected 1..65535, got {self.port!r}")
         _check_group(self.multicast_group)
+        for name in ("beacon_interval", "jitter", "reply_jitter", "neighbour_interval",
+                     "pex_delay", "pex_min_gap", "pex_sync_interval", "tombstone_ttl",
+                     "replay_memory"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name}: expected a finite number, got {getattr(self, name)!r}")
         for name in ("beacon_interval", "neighbour_interval", "pex_min_gap", "pex_sync_interval"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: expected > 0, got {getattr(self, name)!r}")
@@ -285,10 +292,13 @@ class DiscoverySettings:
     def from_config(cls, section: Section) -> DiscoverySettings:
         """Read the ``[net]`` table. Raises :class:`~meshcore.errors.ConfigError` naming the key.
 
-        ``community_key`` is required (``net.community_key``). Keys owned by
-        other parts of ``[net]`` are left alone, so unknown keys are not
-        refused here; :attr:`KEYS` lists the ones read.
+        ``community_key`` is required (``net.community_key``). Unknown keys
+        are refused (a misspelt ``beacon_intervall`` must not leave the
+        default in force); :attr:`KEYS` lists the ones read, and the
+        ``[net.babeld]`` table belongs to the node daemon. Every duration has
+        a range (docs/net/discovery.md); NaN and infinities are refused.
         """
+        section.check_known((*cls.KEYS, *SUBTABLES))
         if "community_key" not in section:
             raise section.error(
                 "community_key",
@@ -304,7 +314,7 @@ class DiscoverySettings:
             _check_group(group)
         except ValueError as exc:
             raise section.error("multicast_group", str(exc)) from None
-        interval = section.get_duration("beacon_interval", 5.0, min=0.1)
+        interval = section.get_duration("beacon_interval", 5.0, min=0.1, max=3600)
         kwargs = dict(
             community_key=key,
             port=section.get_int("port", DEFAULT_PORT, min=1, max=65535),
@@ -314,19 +324,20 @@ class DiscoverySettings:
             beacon_interval=interval,
             jitter=section.get_float("beacon_jitter", 0.1, min=0.0, max=0.5),
             burst=section.get_int("burst", 3, min=1, max=8),
-            reply_jitter=section.get_duration("reply_jitter", 0.1),
-            neighbour_interval=section.get_duration("neighbour_interval", 2 * interval, min=0.1),
-            suspect_after=section.get_int("suspect_after", 3, min=1),
-            gone_after=section.get_int("gone_after", 6, min=2),
+            reply_jitter=section.get_duration("reply_jitter", 0.1, max=60),
+            neighbour_interval=section.get_duration("neighbour_interval", 2 * interval, min=0.1,
+                                                    max=3600),
+            suspect_after=section.get_int("suspect_after", 3, min=1, max=1000),
+            gone_after=section.get_int("gone_after", 6, min=2, max=1000),
             etx_window=section.get_int("etx_window", 10, min=1, max=1000),
-            pex_delay=section.get_duration("pex_delay", 0.1),
-            pex_min_gap=section.get_duration("pex_min_gap", 1.0, min=0.01),
-            pex_sync_interval=section.get_duration("pex_sync_interval", 30.0, min=0.1),
+            pex_delay=section.get_duration("pex_delay", 0.1, max=60),
+            pex_min_gap=section.get_duration("pex_min_gap", 1.0, min=0.01, max=3600),
+            pex_sync_interval=section.get_duration("pex_sync_interval", 30.0, min=0.1, max=86400),
             pex_max_hops=section.get_int("pex_max_hops", 64, min=1, max=255),
             max_peers=section.get_int("max_peers", 4096, min=1, max=65535),
-            tombstone_ttl=section.get_duration("tombstone_ttl", 120.0),
+            tombstone_ttl=section.get_duration("tombstone_ttl", 120.0, max=86400),
             replay_window=section.get_int("replay_window", 64, min=1, max=1024),
-            replay_memory=section.get_duration("replay_memory", 600.0),
+            replay_memory=section.get_duration("replay_memory", 600.0, max=7 * 86400),
         )
         if kwargs["suspect_after"] >= kwargs["gone_after"]:
             raise section.error(

@@ -20,6 +20,7 @@ import logging
 import sys
 from typing import Any
 
+from meshcore.cli import finite_float
 from meshcore.config import load_config
 from meshcore.errors import ConfigError, MeshcoreError
 
@@ -40,7 +41,8 @@ def register(subparsers: Any) -> None:
     stop = run.add_mutually_exclusive_group()
     stop.add_argument("--once", action="store_true",
                       help="stop after the join phase (1 s) and print the peers")
-    stop.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    stop.add_argument("--duration", type=finite_float, metavar="S",
+                      help="stop after S seconds (> 0)")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                      help="override [node] log_level")
     run.set_defaults(handler=_run)
