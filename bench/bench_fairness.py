@@ -35,7 +35,7 @@ import pytest
 from _harness import describe, scale
 
 from meshcore.config import parse_config
-from meshcore.fairness.policy import ClientIdentity, Policy
+from meshcore.fairness.policy import Principal, Policy
 from meshcore.fairness.scenarios import run_scenario, standard_scenarios
 from meshcore.fairness.scheduler import FairScheduler, Transfer
 from meshcore.fairness.settings import parse_fairness
@@ -85,7 +85,7 @@ def _ours_setup():
     for h in range(HOSTS):
         for _ in range(1 + h % 5):
             tid += 1
-            sched.submit(Transfer(tid, BIG, ClientIdentity(household=f"h{h}")), now=0.0)
+            sched.submit(Transfer(tid, BIG, Principal(household=f"h{h}")), now=0.0)
     return sched
 
 

@@ -62,6 +62,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..net.links import LinkChange
+from ..tiers import Tier
 from .metrics import OVERFLOW, Registry
 from .privacy import Pseudonymizer
 from .rollups import COUNTER_FIELDS, RESOLUTIONS, TIERS, Rollup, pack_sketches
@@ -106,7 +108,10 @@ def jain(values: list[float]) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class RequestServed:
-    """A request was answered. ``tier`` is where the bytes came from (:data:`TIERS`).
+    """A request was answered. ``tier`` is where the bytes came from.
+
+    ``tier`` is a :class:`~meshcore.tiers.Tier` or one of its analytics groups
+    (:data:`TIERS`: ``"local"``, ``"segment"``, ``"mesh"``, ``"external"``).
 
     ``principal``/``household`` are raw identifiers (MAC, IP, user name): the
     collector pseudonymises them and never stores them. ``nbytes`` >= 0;
@@ -115,7 +120,7 @@ class RequestServed:
 
     content: str
     principal: str
-    tier: str
+    tier: str | Tier
     nbytes: int
     content_class: str = "other"
     household: str = ""
@@ -152,14 +157,6 @@ class NeighborChange:
 
     peer: str
     up: bool
-
-
-@dataclass(frozen=True, slots=True)
-class LinkChange:
-    """The link to ``peer`` changed quality (``etx`` >= 1; ``math.inf`` = lost)."""
-
-    peer: str
-    etx: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,7 +348,16 @@ class Collector:
         if latency is not None:
             self._latency.observe(latency)
 
-    def _bind(self, tier: str, content_class: str) -> tuple:
+    def _bind(self, tier: str | Tier, content_class: str) -> tuple:
+        if isinstance(tier, Tier):
+            # A Tier is counted under its analytics group (meshcore.tiers);
+            # the pair is cached under the Tier too, so the hot path stays one lookup.
+            pair = self._served.get((tier.served_from, content_class))
+            if pair is None:
+                pair = self._bind(tier.served_from, content_class)
+            if isinstance(content_class, str):
+                self._served[(tier, content_class)] = pair
+            return pair
         if tier not in TIERS:
             raise ValueError(f"tier: expected one of {', '.join(TIERS)}, got {tier!r}")
         if not isinstance(content_class, str):
@@ -441,9 +447,10 @@ class Collector:
                 self._neighbor_changes.labels("down").inc()
             self._neighbors.set(len(self._known_neighbors))
         elif kind is LinkChange:
-            if event.etx < 1:
-                raise ValueError(f"etx: expected >= 1, got {event.etx!r}")
-            self._link_etx.labels(event.peer).set(event.etx)
+            # This node's link to event.target; the gauge is its new ETX.
+            if not event.new_cost >= 1:
+                raise ValueError(f"new_cost: expected an ETX >= 1, got {event.new_cost!r}")
+            self._link_etx.labels(event.target).set(event.new_cost)
             self._link_changes.inc()
         elif kind is QuotaAction:
             self._quota.labels(event.action).inc()

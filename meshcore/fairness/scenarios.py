@@ -43,7 +43,7 @@ from ..kernels import BACKGROUND, ON_DEMAND
 from ..sim.engine import Simulator
 from .congestion import CongestionController, CongestionParams, DeferReplication, SetClassRate
 from .metrics import jain_index, max_min_fair_shares
-from .policy import ALLOW, REFUSE, ClientIdentity, Policy
+from .policy import ALLOW, REFUSE, Policy, Principal
 from .scheduler import Decision, FairScheduler, Transfer
 from .settings import parse_fairness
 
@@ -224,7 +224,7 @@ class _Run:
         self.next_id += 1
         tid = self.next_id
         now = self.sim.now
-        t = Transfer(tid, size, ClientIdentity(household=user.name), priority=user.priority)
+        t = Transfer(tid, size, Principal(household=user.name), priority=user.priority)
         dec = self.sched.submit(t, now=now)
         self.decisions.append((now, user.name, dec))
         if dec.action != REFUSE:
@@ -309,7 +309,7 @@ def run_scenario(scenario: Scenario, scheduler: str = "fair") -> ScenarioResult:
     sim.run(until=scenario.duration)
     run.snapshot()
     weights = {
-        u.name: run.policy.resolve(ClientIdentity(household=u.name)).spec.weight
+        u.name: run.policy.resolve(Principal(household=u.name)).spec.weight
         for u in scenario.users
     }
     epochs = []
@@ -510,13 +510,13 @@ def run_congestion(
     def request() -> None:
         tid = next(ids)
         size = 4 * chunk
-        sched.submit(Transfer(tid, size, ClientIdentity(household="reader")), now=sim.now)
+        sched.submit(Transfer(tid, size, Principal(household="reader")), now=sim.now)
         pending[tid] = (sim.now, size)
         kick()
         sim.schedule(sim.rng.expovariate(2.0), request)
 
     for i in range(3):
-        t = Transfer(next(ids), _HUGE, ClientIdentity(household=f"bulk{i}"), priority=BACKGROUND)
+        t = Transfer(next(ids), _HUGE, Principal(household=f"bulk{i}"), priority=BACKGROUND)
         sched.submit(t, now=0.0)
     sim.schedule(0.0, request)
     sim.schedule_at(ctl.get_timer(), tick)

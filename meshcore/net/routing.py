@@ -20,7 +20,7 @@ full contract.
 ``"segment"``/``"gateway"`` node properties and link flags, never from
 addresses (a multi-hop ``10.x`` mesh is all private and still not local):
 
-1. ``SAME_SEGMENT``: this node itself;
+1. ``LOCAL``: this node itself;
 2. ``UNREACHABLE``: no path (cost ``inf``) or an unknown node;
 3. ``SAME_SEGMENT``: a node sharing a segment with this one, or a direct
    neighbour over a link flagged ``l2``;
@@ -31,8 +31,9 @@ addresses (a multi-hop ``10.x`` mesh is all private and still not local):
 5. ``ONE_HOP``: one link away;
 6. ``MULTI_HOP``: everything else.
 
-Tiers order as ``SAME_SEGMENT < ONE_HOP < MULTI_HOP < BEYOND_GATEWAY <
-UNREACHABLE``.
+Tiers order as ``LOCAL < SAME_SEGMENT < ONE_HOP < MULTI_HOP < BEYOND_GATEWAY <
+UNREACHABLE`` (:class:`meshcore.tiers.Tier`, the one vocabulary of locality
+shared with the distribution policies and analytics).
 
 **Source selection.** For an item of ``size`` bytes held by several peers,
 :meth:`Routes.select_sources` ranks the reachable holders by the key
@@ -64,7 +65,6 @@ wireless routing" (ETX), MobiCom 2003; Kleinrock, "Queueing Systems" vol. 1
 
 from __future__ import annotations
 
-import enum
 import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping
@@ -73,18 +73,9 @@ from typing import Any
 
 from meshcore.kernels import CostGraph, RouteTable
 from meshcore.net.topology import Topology
+from meshcore.tiers import Tier
 
 __all__ = ["Failover", "Holder", "RankedHolder", "Routes", "Tier"]
-
-
-class Tier(enum.IntEnum):
-    """How local a node is, best first (see the module docstring)."""
-
-    SAME_SEGMENT = 0
-    ONE_HOP = 1
-    MULTI_HOP = 2
-    BEYOND_GATEWAY = 3
-    UNREACHABLE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +314,7 @@ class Routes:
     def tier(self, node_id: str) -> Tier:
         """The locality tier of ``node_id`` (see the module docstring)."""
         if node_id == self.self_id:
-            return Tier.SAME_SEGMENT
+            return Tier.LOCAL
         path = self.path(node_id)
         if not path:
             return Tier.UNREACHABLE

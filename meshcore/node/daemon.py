@@ -74,7 +74,7 @@ from pathlib import Path
 from typing import Any
 
 from meshcore._files import write_atomic
-from meshcore.analytics.events import Collector, LinkChange, NeighborChange
+from meshcore.analytics.events import Collector, NeighborChange
 from meshcore.analytics.exporters import write_textfile as _write_prom
 from meshcore.analytics.settings import AnalyticsSettings
 from meshcore.config import Config, Section
@@ -86,6 +86,7 @@ from meshcore.net.discovery import (
     PeerJoined,
     PeerLeft,
 )
+from meshcore.net.links import LinkChange
 from meshcore.net.topology import Topology
 
 from .babeld import BabeldAddress, BabeldClient, parse_babeld_address
@@ -413,7 +414,8 @@ class NodeDaemon:
         # the max() only guards the collector's precondition.
         if not math.isnan(etx):
             assert self.analytics is not None
-            self.analytics.record(LinkChange(peer, max(1.0, etx)), now=now)
+            link = LinkChange(self.settings.node_id, peer, math.nan, max(1.0, etx))
+            self.analytics.record(link, now=now)
 
     def _record_links(self, old: Topology | None, new: Topology) -> None:
         """babeld costs of this router's own links -> LinkChange (peer = router id)."""
@@ -430,7 +432,8 @@ class NodeDaemon:
                 continue
             # babeld's cost is in 1/256 units, one good hop ~ 1.0 after Topology's
             # scaling; ETX is >= 1, so cheaper-than-ideal costs read as 1.
-            self.analytics.record(LinkChange(target, max(1.0, cost)), now=now)
+            old_cost = before.get(target, math.nan)
+            self.analytics.record(LinkChange(me, target, old_cost, max(1.0, cost)), now=now)
 
     def update_analytics(self) -> None:
         """Refresh the node gauges, ``tick`` the collector and write the textfile (if set).
