@@ -13,7 +13,7 @@ from meshcore.errors import ConfigError
 from meshcore.fairness.metrics import jain_index, max_min_fair_shares
 from meshcore.fairness.policy import ALLOW, DEMOTE, REFUSE
 from meshcore.fairness.scenarios import (
-    Scenario,
+    Workload,
     UserSpec,
     build_policy,
     run_scenario,
@@ -95,12 +95,12 @@ def test_runs_are_deterministic_per_seed():
     sc = SCENARIOS["heavy-vs-light"]
     a, b = run_scenario(sc, "fair"), run_scenario(sc, "fair")
     assert a.bytes_by_user == b.bytes_by_user
-    other = Scenario(sc.name, sc.users, sc.link_rate, sc.duration, sc.chunk, seed=99)
+    other = Workload(sc.name, sc.users, sc.link_rate, sc.duration, sc.chunk, seed=99)
     assert run_scenario(other, "fair").bytes_by_user != a.bytes_by_user
 
 
 def test_user_over_soft_then_hard_limit():
-    sc = Scenario(
+    sc = Workload(
         "quota",
         (
             UserSpec("u1", stop=15.0),
@@ -134,7 +134,7 @@ def test_user_over_soft_then_hard_limit():
 
 
 def test_conflicting_policies_in_config_refuse_to_load():
-    sc = Scenario(
+    sc = Workload(
         "conflict",
         (UserSpec("u1", "member"), UserSpec("u1", "guest")),
         classes={"member": {"weight": 2}, "guest": {"weight": 1}},
@@ -146,7 +146,7 @@ def test_conflicting_policies_in_config_refuse_to_load():
 
 
 def test_bad_scenario_arguments():
-    sc = Scenario("bad", (UserSpec("x", mode="teleport"),))
+    sc = Workload("bad", (UserSpec("x", mode="teleport"),))
     with pytest.raises(ValueError, match="teleport"):
         run_scenario(sc, "fair")
     with pytest.raises(ValueError, match="mode"):
@@ -155,7 +155,7 @@ def test_bad_scenario_arguments():
 
 def test_rate_capped_users_get_their_cap_and_the_rest_is_shared():
     cap = 125000.0  # "1 Mbit/s"
-    sc = Scenario(
+    sc = Workload(
         "capped",
         (UserSpec("c1", "capped"), UserSpec("c2", "capped", flows=3), UserSpec("free")),
         duration=30.0,
@@ -176,7 +176,7 @@ def test_rate_capped_users_get_their_cap_and_the_rest_is_shared():
 
 
 def test_capped_user_alone_leaves_the_link_idle_between_refills():
-    sc = Scenario(
+    sc = Workload(
         "capped-alone",
         (UserSpec("c1", "capped"),),
         duration=20.0,

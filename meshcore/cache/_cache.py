@@ -271,6 +271,21 @@ class ContentCache:
         item = self._items.get(key)
         return item is not None and item.pinned_until is not None
 
+    def size_of(self, key: Hashable) -> int:
+        """Bytes of kept item ``key`` (every chunk counted), 0 when not kept."""
+        item = self._items.get(key)
+        return 0 if item is None else item.size
+
+    def chunks_of(self, key: Hashable) -> tuple[tuple[bytes, int], ...] | None:
+        """The chunks ``(digest, size)`` of kept item ``key``, or None when not kept."""
+        item = self._items.get(key)
+        return None if item is None else item.chunks
+
+    def expires_at(self, key: Hashable) -> float | None:
+        """When kept item ``key`` expires (calendar seconds), or None."""
+        item = self._items.get(key)
+        return None if item is None else item.expires_at
+
     def chunk_refcount(self, digest: bytes) -> int:
         """Number of kept items that need chunk ``digest``."""
         return self._refs.get(digest, 0)

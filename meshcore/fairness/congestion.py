@@ -218,6 +218,11 @@ class CongestionController:
         design (it is backlogged), so only people's traffic (interactive and
         on-demand) waiting is a congestion signal.
         """
+        if priority == ON_DEMAND and self.od_rate is not None:
+            # On-demand is capped by this controller: its waiting is our own
+            # doing, not the link's, and counting it would cap it further
+            # (a feedback loop that starves people's requests).
+            return
         if priority < BACKGROUND and sojourn < self._min_sojourn:
             self._min_sojourn = sojourn
 

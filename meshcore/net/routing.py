@@ -71,11 +71,21 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from meshcore.core import Event, Fact, dispatches, handler
 from meshcore.kernels import CostGraph, RouteTable
+from meshcore.net.links import LinkChange
 from meshcore.net.topology import Topology
 from meshcore.tiers import Tier
 
-__all__ = ["Failover", "Holder", "RankedHolder", "Routes", "Tier"]
+__all__ = [
+    "Failover",
+    "Holder",
+    "RankedHolder",
+    "Routes",
+    "RoutesChanged",
+    "Tier",
+    "TopologyChanged",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +134,30 @@ def _segments(props: Mapping[str, Any]) -> frozenset[str]:
     return frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class TopologyChanged(Event):
+    """The node's view of the mesh is now ``topology`` (routing daemon, import, gossip)."""
+
+    topology: Topology
+
+
+@dataclass(frozen=True, slots=True)
+class RoutesChanged(Fact):
+    """Routes moved to ``version``; ``links`` changed (-1: rebuilt from scratch)."""
+
+    version: int
+    links: int
+
+
+@dispatches
 class Routes:
     """Routes from ``self_id`` over ``topology`` (see the module docstring).
+
+    Protocol (:mod:`meshcore.core`): ``handle`` takes :class:`TopologyChanged`
+    and :class:`~meshcore.net.links.LinkChange` (a link from this view's
+    topology changed cost) and returns a :class:`RoutesChanged` fact when the
+    routes moved; routes have no timer. Queries (``tier``, ``select_sources``,
+    ``failover``...) are plain methods.
 
     ``default_rate`` (bytes/s) and ``per_hop_delay`` (s) feed the selection
     formula; ``l2_cost`` is the cost of an implicit same-segment link.
@@ -220,6 +252,26 @@ class Routes:
         self._nh = t.next_hop[0].tolist()
         self._hops = t.hops[0].tolist()
         self._pred = t.pred[0].tolist()
+
+    def get_timer(self) -> float | None:
+        """Routes have no deadline of their own."""
+        return None
+
+    def handle_timer(self, *, now: float) -> list:
+        """Nothing is ever due."""
+        return []
+
+    @handler(TopologyChanged)
+    def _on_topology(self, event: TopologyChanged, *, now: float) -> list[RoutesChanged]:
+        version = self.version
+        links = self.update(event.topology)
+        return [RoutesChanged(self.version, links)] if self.version != version else []
+
+    @handler(LinkChange)
+    def _on_link(self, event: LinkChange, *, now: float) -> list[RoutesChanged]:
+        if self.set_link(event.source, event.target, event.new_cost):
+            return [RoutesChanged(self.version, 1)]
+        return []
 
     def update(self, topology: Topology) -> int:
         """Bring the routes up to ``topology``; returns the links changed.
