@@ -35,7 +35,7 @@ import pytest
 from _harness import describe, scale
 
 from meshcore.config import parse_config
-from meshcore.fairness.policy import Principal, Policy
+from meshcore.fairness.policy import Policy, Principal
 from meshcore.fairness.scenarios import run_scenario, standard_scenarios
 from meshcore.fairness.scheduler import FairScheduler, Transfer
 from meshcore.fairness.settings import parse_fairness

@@ -29,7 +29,7 @@ from meshcore.fairness.opennds import (
     parse_ndsctl_json,
     plan_client,
 )
-from meshcore.fairness.policy import Principal, Policy
+from meshcore.fairness.policy import Policy, Principal
 from meshcore.fairness.settings import parse_fairness
 
 DATA = Path(__file__).resolve().parent / "data" / "opennds"

@@ -14,8 +14,8 @@ from meshcore.fairness.policy import (
     ALLOW,
     DEMOTE,
     REFUSE,
-    Principal,
     Policy,
+    Principal,
 )
 from meshcore.fairness.settings import normalize_mac, parse_fairness
 

@@ -13,8 +13,8 @@ from meshcore.errors import ConfigError
 from meshcore.fairness.metrics import jain_index, max_min_fair_shares
 from meshcore.fairness.policy import ALLOW, DEMOTE, REFUSE
 from meshcore.fairness.scenarios import (
-    Workload,
     UserSpec,
+    Workload,
     build_policy,
     run_scenario,
     standard_scenarios,

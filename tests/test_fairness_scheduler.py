@@ -13,7 +13,7 @@ import pytest
 
 from meshcore.config import parse_config
 from meshcore.fairness.accounting import DOWN, Account, UsageLedger
-from meshcore.fairness.policy import Principal, Policy
+from meshcore.fairness.policy import Policy, Principal
 from meshcore.fairness.scheduler import FairScheduler, Refused, Transfer
 from meshcore.fairness.settings import parse_fairness
 from meshcore.kernels import BACKGROUND, INTERACTIVE, ON_DEMAND
