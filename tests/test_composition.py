@@ -12,8 +12,9 @@ import random
 
 from _content_util import keypair, payload, settings
 
+from meshcore.cache import cache_budget
 from meshcore.content import ContentNode
-from meshcore.content.driver import ContentStorage, cache_budget
+from meshcore.content.driver import ContentStorage
 from meshcore.content.settings import LOCAL_ADMIN
 from meshcore.fairness.policy import Policy
 from meshcore.fairness.scheduler import FairScheduler, Transfer

@@ -18,6 +18,7 @@ See ``docs/cache.md``.
 from __future__ import annotations
 
 from ._cache import (
+    STAGING_SHARE,
     ContentCache,
     Effect,
     Evicted,
@@ -33,6 +34,7 @@ from ._cache import (
     SetBudget,
     StoreChunk,
     Unpin,
+    cache_budget,
 )
 from ._freshness import Freshness, evaluate, parse_cache_control, parse_http_date, refresh
 from ._policies import (
@@ -66,6 +68,7 @@ from ._traces import (
 
 __all__ = [
     "POLICIES",
+    "STAGING_SHARE",
     "ByteHitTinyLFUPolicy",
     "CachePolicy",
     "ContentCache",
@@ -92,6 +95,7 @@ __all__ = [
     "Unpin",
     "WTinyLFUPolicy",
     "ZipfSampler",
+    "cache_budget",
     "daily_blocks",
     "daily_trace",
     "evaluate",

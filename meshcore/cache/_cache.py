@@ -55,6 +55,7 @@ from ..errors import PinnedOverBudgetError, UnknownItemError
 from ._policies import CachePolicy, make_policy
 
 __all__ = [
+    "STAGING_SHARE",
     "ContentCache",
     "Effect",
     "Evicted",
@@ -70,7 +71,25 @@ __all__ = [
     "SetBudget",
     "StoreChunk",
     "Unpin",
+    "cache_budget",
 ]
+
+
+#: Share of a store's byte limit kept free for chunks being fetched (staged
+#: before the cache decides): at least 4 MiB, never more than the limit.
+STAGING_SHARE = 0.05
+_MIN_STAGING = 4 << 20
+
+
+def cache_budget(store_bytes: int) -> int:
+    """The cache core's budget on a store limited to ``store_bytes`` (the staging reserve off).
+
+    One budget decides what is kept (the cache's); the store's limit is the
+    disk's hard stop, and the reserve between them keeps a fetch from finding
+    the disk full because the cache filled it.
+    """
+    reserve = max(_MIN_STAGING, int(store_bytes * STAGING_SHARE))
+    return max(0, store_bytes - min(reserve, store_bytes))
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,8 @@ the catalog are its durable driver:
   is removed;
 * **while running** they carry out the cache's decisions
   (:meth:`ContentStorage.apply`): an :class:`~meshcore.cache.Evicted` item,
-  or one the cache refused (:class:`~meshcore.cache.ItemRejected`), leaves the catalog with its manifest and every chunk no other item lists
+  or one the cache refused (:class:`~meshcore.cache.ItemRejected`), leaves the
+  catalog with its manifest and every chunk no other item lists
   (under the catalog's intent marker, so a crash never resurrects it or
   leaves it half there); a :class:`~meshcore.cache.FreeChunk` for a chunk no
   catalog item lists (a staged chunk the cache did not keep) is deleted;
@@ -25,7 +26,7 @@ the catalog are its durable driver:
 
 The store's own byte limit (``[content] budget``) is the disk's hard stop;
 the cache's budget is that limit less a staging reserve for chunks in flight
-(:func:`cache_budget`), so the cache, not the store, decides what goes, and a
+(:func:`meshcore.cache.cache_budget`), so the cache, not the store, decides what goes, and a
 fetch never finds the disk full because the cache filled it.
 """
 
@@ -39,19 +40,7 @@ from ..router.events import ItemPublished
 from .distribution import Action
 from .node import ContentNode
 
-__all__ = ["STAGING_SHARE", "ContentStorage", "cache_budget"]
-
-#: Share of the store's budget kept free for chunks being fetched (staged
-#: before the cache decides); at least 4 MiB, and never more than the budget.
-STAGING_SHARE = 0.05
-_MIN_STAGING = 4 << 20
-
-
-def cache_budget(store_budget: int) -> int:
-    """The cache core's byte budget for a store of ``store_budget`` bytes (see module doc)."""
-    reserve = max(_MIN_STAGING, int(store_budget * STAGING_SHARE))
-    return max(0, store_budget - min(reserve, store_budget))
-
+__all__ = ["ContentStorage"]
 
 class ContentStorage:
     """The durable driver of one node's cache core, over its :class:`ContentNode`."""
@@ -104,10 +93,10 @@ class ContentStorage:
                     self.removed += 1
             elif kind is FreeChunk:
                 frees.append(e)
-            elif kind is StoreChunk and not self.node.store.has(e.digest):
-                if catalog.chunk_state(e.digest) is not None:
-                    self.node._lost(e.digest, "missing from the store when the cache kept it")
-                    self.lost += 1
+            elif (kind is StoreChunk and not self.node.store.has(e.digest)
+                  and catalog.chunk_state(e.digest) is not None):
+                self.node._lost(e.digest, "missing from the store when the cache kept it")
+                self.lost += 1
         for e in frees:
             if catalog.chunk_state(e.digest) is None and self.node.store.has(e.digest):
                 self.node.store.delete(e.digest)

@@ -111,6 +111,11 @@ class FairnessSettings:
     path: str = "<config>"
     congestion: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def from_config(cls, config: Config | Section) -> FairnessSettings:
+        """Read ``[fairness]`` of a loaded config (or that table): :func:`parse_fairness`."""
+        return parse_fairness(config)
+
 
 _CONGESTION_KEYS = {
     # key: (kind, default) -- durations in seconds, rates as fractions

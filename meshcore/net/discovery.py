@@ -88,7 +88,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 
-from ..config import Section
+from ..config import Config, Section
 from ..core import Command, Event, dispatches, handler
 from ._beacon import (
     FLAG_JOINING,
@@ -321,13 +321,15 @@ class DiscoverySettings:
             raise ValueError(f"replay_window: expected 1..1024, got {self.replay_window!r}")
 
     @classmethod
-    def from_config(cls, section: Section) -> DiscoverySettings:
-        """Read the ``[net]`` table. Raises :class:`~meshcore.errors.ConfigError` naming the key.
+    def from_config(cls, config: Config | Section) -> DiscoverySettings:
+        """Read ``[net]`` of a loaded config (or that table itself).
 
+        Raises :class:`~meshcore.errors.ConfigError` naming the key.
         ``community_key`` is required (``net.community_key``). Keys owned by
         other parts of ``[net]`` are left alone, so unknown keys are not
         refused here; :attr:`KEYS` lists the ones read.
         """
+        section = config.section("net") if isinstance(config, Config) else config
         if "community_key" not in section:
             raise section.error(
                 "community_key",

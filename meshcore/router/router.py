@@ -77,7 +77,16 @@ from ..analytics.events import (
     QuotaAction,
     RequestFailed,
 )
-from ..cache import ContentCache, Evicted, FreeChunk, ItemStored, LookupResult, Offer
+from ..cache import (
+    POLICIES,
+    ContentCache,
+    Evicted,
+    FreeChunk,
+    ItemStored,
+    LookupResult,
+    Offer,
+    cache_budget,
+)
 from ..clock import Calendar
 from ..config import Config
 from ..core import dispatches, handler
@@ -169,34 +178,36 @@ class RouterSettings:
 
     @classmethod
     def from_config(cls, config: Config) -> RouterSettings:
-        """From a node's TOML config: ``[cache]``, ``[fairness]``, ``[net]``, ``[analytics]``.
+        """From a node's TOML config: ``[cache]``, ``[content]``, ``[fairness]``, ``[net]``,
+        ``[analytics]`` and ``[node]``.
 
-        ``[cache] max_bytes``, ``policy``; ``[node] egress_rate``,
-        ``fetch_window``, ``query_timeout``, ``request_timeout``. Raises
-        :class:`~meshcore.errors.ConfigError` naming file and key.
+        The cache's budget is the one byte budget of the node, ``[content]
+        budget``, less the staging reserve (:func:`~meshcore.cache.cache_budget`);
+        ``[cache] policy`` picks the eviction policy; ``[node] egress_rate``,
+        ``fetch_window``, ``query_timeout``, ``request_timeout`` tune
+        fetching. Raises :class:`~meshcore.errors.ConfigError` naming file and key.
         """
         cache = config.section("cache")
-        cache.check_known(("max_bytes", "policy"))
+        cache.check_known(("policy",))
         node = config.section("node")
         policy = cache.get_str("policy", "default")
-        from ..cache import POLICIES
-
         if policy not in POLICIES:
             raise cache.error("policy", f"expected one of {', '.join(sorted(POLICIES))}; "
                                         f"got {policy!r}")
         discovery = None
         if "net" in config:
-            discovery = DiscoverySettings.from_config(config.section("net"))
+            discovery = DiscoverySettings.from_config(config)
         analytics = config.section("analytics")
         salt = analytics.get_str("salt", "") or None
+        d = cls()  # the defaults
         return cls(
-            cache_bytes=cache.get_bytes("max_bytes", cls.cache_bytes),
+            cache_bytes=cache_budget(config.section("content").get_bytes("budget", 1 << 30)),
             cache_policy=policy,
             fairness=parse_fairness(config),
-            egress_rate=node.get_rate("egress_rate", cls.egress_rate, min=1),
-            fetch_window=node.get_int("fetch_window", cls.fetch_window, min=1, max=64),
-            query_timeout=node.get_duration("query_timeout", cls.query_timeout, min=0.001),
-            request_timeout=node.get_duration("request_timeout", cls.request_timeout,
+            egress_rate=node.get_rate("egress_rate", d.egress_rate, min=1),
+            fetch_window=node.get_int("fetch_window", d.fetch_window, min=1, max=64),
+            query_timeout=node.get_duration("query_timeout", d.query_timeout, min=0.001),
+            request_timeout=node.get_duration("request_timeout", d.request_timeout,
                                               min=0.001),
             discovery=discovery,
             analytics_salt=salt,
