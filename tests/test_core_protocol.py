@@ -22,7 +22,7 @@ from meshcore.cache import ContentCache, FreeChunk, Lookup, LookupResult, Offer,
 from meshcore.core import Command, Core, Event, Fact, UnknownEventError
 from meshcore.fairness.congestion import CongestionController, RttSample
 from meshcore.fairness.policy import Policy
-from meshcore.fairness.scheduler import FairScheduler, Pull, Submit, Transfer, Transmit
+from meshcore.fairness.scheduler import Cancel, FairScheduler, Pull, Submit, Transfer, Transmit
 from meshcore.fairness.settings import ClassSpec, FairnessSettings
 from meshcore.identity import Principal
 from meshcore.net.discovery import Discovery, DiscoverySettings, SendMulticast, Start
@@ -178,6 +178,9 @@ def test_handle_dispatches_each_core_event():
     assert decision.accepted
     (tx,) = sched.handle(Pull(), now=0.0)
     assert isinstance(tx, Transmit) and tx.nbytes == 100
+    assert sched.handle(Pull(), now=0.0) == []  # nothing left to send
+    sched.handle(Submit(Transfer(2, 10**6, Principal(household="h"))), now=0.0)
+    assert sched.handle(Cancel(2), now=0.0) == [] and len(sched) == 0
     assert cores["congestion"].handle(RttSample(0.05), now=0.0) == []
     t2 = _topology()
     t2.add_node("c")
