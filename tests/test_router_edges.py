@@ -21,7 +21,10 @@ from meshcore.net.discovery import (
     Advertise,
     DaemonNeighbours,
     DiscoverySettings,
+    Peer,
+    PeerChanged,
     PeerJoined,
+    PeerLeft,
     Start,
 )
 from meshcore.net.links import LinkChange
@@ -217,9 +220,26 @@ def test_discovery_runs_inside_the_router_and_feeds_analytics():
     assert r.discovery.summary_version == 7
     r.handle(DaemonNeighbours((("10.0.0.2", 47474),)), now=0.2)
     assert r.get_timer() is not None
-    # A peer event reaches the collector through the router.
-    peer = type("P", (), {"node_id": "b"})()
-    out: list = []
-    r._route([PeerJoined(peer)], 1.0, out)
-    assert r.collector.registry is not None and out
     assert r.status()["node_id"] == "a"
+
+
+def test_discovery_facts_become_analytics_events():
+    r = _router("a", _topo("a"), Directory())
+    reg = r.collector.registry
+    neighbours, changes = reg.get("meshcore_neighbors"), reg.get("meshcore_neighbor_changes")
+    etx, link_changes = reg.get("meshcore_link_etx"), reg.get("meshcore_link_changes")
+
+    def value(metric, *labels):
+        return dict(metric.samples())[labels].value
+
+    out: list = []
+    r._route([PeerJoined(Peer("p1", etx=1.5)), PeerJoined(Peer("p2"))], 1.0, out)
+    assert value(neighbours) == 2  # p2 has no ETX measured yet: no link event
+    assert value(etx, "p1") == 1.5 and value(link_changes) == 1
+    r._route([PeerChanged(Peer("p1", etx=2.0), ("etx", "rtt")),
+              PeerChanged(Peer("p1", state="suspect"), ("state",))], 2.0, out)
+    assert value(etx, "p1") == 2.0 and value(link_changes) == 2
+    r._route([PeerLeft("p2", "timeout")], 70.0, out)  # across a window boundary
+    assert value(neighbours) == 1
+    assert (value(changes, "up"), value(changes, "down")) == (2, 1)
+    assert len(out) == 5  # every fact also reaches the host

@@ -108,6 +108,7 @@ from ..net.discovery import (
     Datagram,
     Discovery,
     DiscoverySettings,
+    PeerChanged,
     PeerJoined,
     PeerLeft,
     Start,
@@ -298,6 +299,8 @@ class Router:
     build them from) rank holders; without either, holders are tried in
     directory order. ``directory`` names holders (a new empty one by
     default); ``calendar`` is the node's calendar (:mod:`meshcore.clock`).
+    ``service_port`` and ``boot_epoch`` go to discovery; ``collector`` is a
+    ready-made analytics collector (one is made from ``analytics_salt`` otherwise).
     """
 
     def __init__(
@@ -312,6 +315,8 @@ class Router:
         directory: Directory | None = None,
         calendar: Calendar | None = None,
         service_port: int = 8470,
+        boot_epoch: int | None = None,
+        collector: Collector | None = None,
     ) -> None:
         if not isinstance(settings, RouterSettings):
             raise TypeError(f"settings: expected RouterSettings, got {type(settings).__name__}")
@@ -325,7 +330,7 @@ class Router:
         self.directory = directory if directory is not None else Directory()
         self.discovery = (
             Discovery(settings.discovery, node_id=node_id, service_port=service_port, rng=rng,
-                      now=now)
+                      now=now, boot_epoch=boot_epoch)
             if settings.discovery is not None else None
         )
         self.cache = ContentCache(settings.cache_bytes, policy=settings.cache_policy,
@@ -335,10 +340,10 @@ class Router:
         self.congestion = CongestionController(
             settings.egress_rate, chunk=fairness.chunk,
             params=CongestionParams.from_settings(fairness.congestion), now=now)
-        self.collector = (
-            Collector(node_id, now=now, salt=settings.analytics_salt, calendar=self.calendar)
-            if settings.analytics_salt else None
-        )
+        if collector is None and settings.analytics_salt:
+            collector = Collector(node_id, now=now, salt=settings.analytics_salt,
+                                  calendar=self.calendar)
+        self.collector = collector
         self.stats = RouterStats()
         self.deferring = False
         self._ids = itertools.count(1)
@@ -747,11 +752,21 @@ class Router:
                     collector.record(CacheLookup(e.hit), now=now)
                 elif kind is PeerJoined:
                     collector.record(NeighborChange(e.peer.node_id, up=True), now=now)
+                    if math.isfinite(e.peer.etx):  # inf here: not measured yet
+                        self._record_etx(e.peer.node_id, e.peer.etx, now)
+                elif kind is PeerChanged and "etx" in e.fields:
+                    self._record_etx(e.peer.node_id, e.peer.etx, now)  # inf: the link is lost
                 elif kind is PeerLeft:
                     collector.record(NeighborChange(e.node_id, up=False), now=now)
                 elif kind is CongestionCleared:
                     collector.record(CongestionEpisode(self.node_id, e.duration), now=now)
             out.append(e)
+
+    def _record_etx(self, peer: str, etx: float, now: float) -> None:
+        # Discovery's ETX is >= 1 by construction; nan means no measurement.
+        if self.collector is not None and not math.isnan(etx):
+            self.collector.record(LinkChange(self.node_id, peer, math.nan, max(1.0, etx)),
+                                  now=now)
 
     # -- views ------------------------------------------------------------------------------
 
