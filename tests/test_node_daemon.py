@@ -313,23 +313,24 @@ def test_sigterm_stops_the_daemon_cleanly(tmp_path):
     path.write_text(f"[node]\nid = 'sig'\nbind = '127.0.0.1'\nstatus_file = '{status}'\n"
                     f"[net]\n{KEY}\nmulticast = false\nport = {_free_udp_port()}\n")
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "meshcore", "node", "run", "--config",
-                             str(path), "--duration", "60"], env=env,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 20
-        while not status.exists():
-            assert time.monotonic() < deadline, "the daemon never wrote its status"
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with subprocess.Popen([sys.executable, "-m", "meshcore", "node", "run", "--config",
+                           str(path), "--duration", "60"], env=env,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            deadline = time.monotonic() + 20
+            while not status.exists():
+                assert time.monotonic() < deadline, "the daemon never wrote its status"
+                assert proc.poll() is None, proc.stderr.read()
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        stderr = proc.stderr.read()
     assert code == 0
-    assert "node sig stopped" in proc.stderr.read()
+    assert "node sig stopped" in stderr
 
 
 def test_example_config_is_valid():
