@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -210,17 +211,23 @@ def _babeld_dump(neighbour_host: str) -> list[str]:
 
 async def _fake_babeld(lines: list[str], later: list[str]) -> tuple[asyncio.Server, int]:
     async def handle(reader, writer):
-        for line in lines:
-            if line == "monitor":
-                await reader.readline()
-                continue
-            writer.write(line.encode() + b"\n")
-        await writer.drain()
-        await asyncio.sleep(0.3)
-        for line in later:
-            writer.write(line.encode() + b"\n")
-        await writer.drain()
-        await reader.read()
+        try:
+            for line in lines:
+                if line == "monitor":
+                    await reader.readline()
+                    continue
+                writer.write(line.encode() + b"\n")
+            await writer.drain()
+            await asyncio.sleep(0.3)
+            for line in later:
+                writer.write(line.encode() + b"\n")
+            await writer.drain()
+            await reader.read()
+        finally:
+            # An unclosed writer outlives the loop and warns when collected.
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1]
@@ -257,6 +264,7 @@ def test_two_daemons_meet_through_the_babeld_neighbour_list(tmp_path, caplog):
         b.stop()
         await asyncio.gather(*tasks)
         server.close()
+        await server.wait_closed()
         return a, b, met
 
     with caplog.at_level(logging.INFO, logger="meshcore.node"):
