@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -210,17 +211,23 @@ def _babeld_dump(neighbour_host: str) -> list[str]:
 
 async def _fake_babeld(lines: list[str], later: list[str]) -> tuple[asyncio.Server, int]:
     async def handle(reader, writer):
-        for line in lines:
-            if line == "monitor":
-                await reader.readline()
-                continue
-            writer.write(line.encode() + b"\n")
-        await writer.drain()
-        await asyncio.sleep(0.3)
-        for line in later:
-            writer.write(line.encode() + b"\n")
-        await writer.drain()
-        await reader.read()
+        try:
+            for line in lines:
+                if line == "monitor":
+                    await reader.readline()
+                    continue
+                writer.write(line.encode() + b"\n")
+            await writer.drain()
+            await asyncio.sleep(0.3)
+            for line in later:
+                writer.write(line.encode() + b"\n")
+            await writer.drain()
+            await reader.read()
+        finally:
+            # An unclosed writer outlives the loop and warns when collected.
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1]
@@ -257,6 +264,7 @@ def test_two_daemons_meet_through_the_babeld_neighbour_list(tmp_path, caplog):
         b.stop()
         await asyncio.gather(*tasks)
         server.close()
+        await server.wait_closed()
         return a, b, met
 
     with caplog.at_level(logging.INFO, logger="meshcore.node"):
@@ -313,23 +321,24 @@ def test_sigterm_stops_the_daemon_cleanly(tmp_path):
     path.write_text(f"[node]\nid = 'sig'\nbind = '127.0.0.1'\nstatus_file = '{status}'\n"
                     f"[net]\n{KEY}\nmulticast = false\nport = {_free_udp_port()}\n")
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "meshcore", "node", "run", "--config",
-                             str(path), "--duration", "60"], env=env,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 20
-        while not status.exists():
-            assert time.monotonic() < deadline, "the daemon never wrote its status"
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with subprocess.Popen([sys.executable, "-m", "meshcore", "node", "run", "--config",
+                           str(path), "--duration", "60"], env=env,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            deadline = time.monotonic() + 20
+            while not status.exists():
+                assert time.monotonic() < deadline, "the daemon never wrote its status"
+                assert proc.poll() is None, proc.stderr.read()
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        stderr = proc.stderr.read()
     assert code == 0
-    assert "node sig stopped" in proc.stderr.read()
+    assert "node sig stopped" in stderr
 
 
 def test_example_config_is_valid():
