@@ -12,10 +12,10 @@ Reported as metrics of one row (simulated figures, not times):
 
 * ``served``, ``refused``, and ``by_tier_*``: requests served from each tier;
 * ``bytes_x_hops``: every message byte times the hops it crossed (link
-  retransmissions included), against ``bound_bytes_x_hops``: each fetch from
-  its nearest holder (fewest hops) at the time it was asked, headers not
-  counted; ``fraction_of_bound`` = the ratio (1.0 is the bound; above it
-  are headers, retransmissions on lossy links and routes that prefer fewer
+  retransmissions included), judged against its bound: each fetch from its
+  nearest holder (fewest hops) at the time it was asked, headers not
+  counted; ``fraction_of_bound`` = the ratio (1.0 is the bound; above it are
+  headers, retransmissions on lossy links and routes that prefer fewer
   expected transmissions over fewer hops);
 * ``median_s`` and ``max_s``: time to serve.
 
