@@ -94,10 +94,15 @@ def test_messages_round_trip(message):
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400))
 def test_any_bytes_decode_or_raise_decode_error(data):
+    _decodes_to_a_valid_message_or_raises(data)
+
+
+def _decodes_to_a_valid_message_or_raises(data: bytes) -> None:
     try:
-        decode_message(data)
+        message = decode_message(data)
     except DecodeError:
-        pass
+        return
+    assert decode_message(encode_message(message)) == message  # a valid, canonical message
 
 
 @settings(max_examples=200, deadline=None)
@@ -105,10 +110,7 @@ def test_any_bytes_decode_or_raise_decode_error(data):
 def test_a_mutated_message_decodes_to_a_valid_message_or_raises(message, pos, value):
     raw = bytearray(encode_message(message))
     raw[pos % len(raw)] = value
-    try:
-        decode_message(bytes(raw))
-    except DecodeError:
-        pass
+    _decodes_to_a_valid_message_or_raises(bytes(raw))
 
 
 def test_decoder_names_what_is_wrong():
