@@ -142,6 +142,7 @@ class _Node:
         self.chunks: list = []
         self.failed: list = []
         self.store: dict[bytes, bytes] = {}
+        self.tasks: list[asyncio.Future] = []
         key = kw.pop("key", KEY)
         self.transport = NodeTransport(
             TransportSettings(bind="127.0.0.1", **kw), key=key, node_id=name,
@@ -160,7 +161,7 @@ class _Node:
             for off in range(0, len(data), 16384):
                 await stream.write(data[off:off + 16384])
 
-        asyncio.ensure_future(slices())
+        self.tasks.append(asyncio.ensure_future(slices()))
 
 
 async def _pair(**kw):
@@ -244,7 +245,7 @@ def test_strangers_and_bad_requests_get_a_status_and_are_counted():
 
 def test_a_dead_peer_or_no_address_is_a_failure_not_a_hang():
     async def run():
-        a, b, book = await _pair(connect_timeout=0.5, response_timeout=1.0)
+        a, b, _ = await _pair(connect_timeout=0.5, response_timeout=1.0)
         await b.transport.close()
         a.transport.send("b", ItemQuery(1, b"k"))
         a.transport.send("c", ItemQuery(2, b"k"))  # nobody knows where c is
