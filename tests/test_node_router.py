@@ -74,3 +74,66 @@ def test_the_daemon_runs_every_core_on_its_storage(tmp_path):
     assert status["router"]["stats"]["hits"] == 1
     assert status["router"]["stats"]["refused"] == 1
     assert status["router"]["cache"]["items"] == 1
+
+
+def _free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_daemons_move_an_item_over_the_transport(tmp_path):
+    from test_node_daemon import _babeld_dump, _fake_babeld
+
+    from meshcore.content.settings import LOCAL_ADMIN as ADMIN
+    from meshcore.router import Holding
+
+    udp, tcp = _free_udp_port(), _free_tcp_port()
+    data = bytes(range(256)) * 2000  # 512 KB, several chunks
+
+    def text(name: str, ip: str, extra: str = "") -> str:
+        return (f"[node]\nid = '{name}'\nbind = '{ip}'\nservice_port = {tcp}\n"
+                f"[net]\n{KEY}\nmulticast = false\nport = {udp}\nneighbour_interval = '0.2s'\n"
+                f"{extra}"
+                f"[content]\nstate_dir = '{tmp_path / name}'\nbudget = '64 MiB'\n"
+                f"fsync = false\nchunk_avg = '64 KiB'\nchunk_min = '16 KiB'\n"
+                f"chunk_max = '256 KiB'\n")
+
+    async def main():
+        server, babel_port = await _fake_babeld(_babeld_dump("127.0.0.3"), [])
+        beta_cfg = parse_config(text("beta", "127.0.0.3"), "beta.toml")
+        with ContentNode(ContentSettings.from_config(beta_cfg), now=1.0) as node:
+            cid = node.publish(ADMIN, io.BytesIO(data), keypair=keypair(4), now=2.0,
+                               name="map.bin", access="public").content_id
+        alpha = NodeDaemon(NodeSettings.from_config(parse_config(text(
+            "alpha", "127.0.0.2",
+            f"[net.babeld]\naddress = '127.0.0.1:{babel_port}'\n"), "alpha.toml")))
+        beta = NodeDaemon(NodeSettings.from_config(beta_cfg))
+        tasks = [asyncio.create_task(d.run(duration=20)) for d in (alpha, beta)]
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 8
+        while not (alpha.core and alpha.core.peers.get("beta")
+                   and beta.core and beta.core.peers.get("alpha")):
+            assert loop.time() < end, "the daemons did not meet"
+            await asyncio.sleep(0.02)
+        # The plain directory stands in for cache coordination: alpha learns beta holds it.
+        alpha.router.directory.apply(Holding("beta", cid, True, len(data)))
+        alpha.driver.feed(ClientRequest(7, cid))
+        while not (alpha.content.catalog.get(cid) and alpha.content.catalog.get(cid).complete):
+            assert loop.time() < end + 5, "the item did not arrive"
+            await asyncio.sleep(0.05)
+        got = b"".join(alpha.content.read(ADMIN, cid, now=3.0))
+        stats = (alpha.router.stats, beta.router.stats, alpha.transport.stats,
+                 beta.transport.stats)
+        for d in (alpha, beta):
+            d.stop()
+        await asyncio.gather(*tasks)
+        server.close()
+        await server.wait_closed()
+        return cid, got, stats
+
+    cid, got, (ar, br, at, bt) = asyncio.run(main())
+    assert got == data
+    assert ar.completed == 1 and ar.chunks_fetched == br.chunks_served > 1
+    assert bt.chunks_sent == br.chunks_served and at.bytes_received == len(data)
+    assert at.unauthenticated == bt.unauthenticated == 0

@@ -1,4 +1,4 @@
-"""The node daemon: the composed Router on real sockets, disk and clock.
+r"""The node daemon: the composed Router on real sockets, disk and clock.
 
 Theory of operation
 -------------------
@@ -23,11 +23,17 @@ topology is kept (and logged as diffs). Everything runs on one asyncio loop;
 SIGTERM and SIGINT stop it cleanly (sockets closed, the analytics windows
 flushed to the rollup store, a last status written).
 
-Routers do not yet move content between them over the network: messages
-the router addresses to peers (``SendMessage``/``SendSlice``) are counted as
-``undeliverable`` and handed back as ``MessageFailed``, so a request for an
-item this node does not hold is refused (``no-holder`` or ``unreachable``)
-rather than left waiting.
+With ``[node] service_port`` set, the router's messages to its peers travel
+over the authenticated HTTP transport (:mod:`meshcore.node.transport`):
+chunk requests as ``GET``\ s whose bodies leave slice by slice through the
+holder's fair scheduler, other messages as ``POST``\ s; chunks that arrive are
+verified against their digest and staged in the content store before the
+router hears of them, and a completed item's signed manifest is fetched from
+its source and indexed. A peer's address is what discovery knows of it. With
+no ``service_port`` there is no transport: messages the router addresses to
+peers are counted as ``undeliverable`` and handed back as ``MessageFailed``,
+so a request for an item this node does not hold is refused, not left
+waiting.
 
 Peer events are logged (``peer joined``, ``peer left``, state changes), and
 a JSON status file (``[node] status_file``) is rewritten atomically every
@@ -92,6 +98,7 @@ from typing import Any
 
 from meshcore._files import write_atomic
 from meshcore.analytics.events import Collector, StoreRollup
+from meshcore.analytics.exporters import prometheus_text
 from meshcore.analytics.exporters import write_textfile as _write_prom
 from meshcore.analytics.rollups import RollupStore
 from meshcore.analytics.settings import AnalyticsSettings
@@ -101,7 +108,9 @@ from meshcore.config import Config, Section
 from meshcore.content.driver import ContentStorage
 from meshcore.content.node import ContentNode
 from meshcore.content.settings import ContentSettings
-from meshcore.errors import StorageError
+from meshcore.errors import AccessDeniedError, DecodeError, StorageError
+from meshcore.identity import Principal
+from meshcore.kernels import blake2b_256
 from meshcore.net.discovery import (
     Discovery,
     DiscoverySettings,
@@ -111,15 +120,30 @@ from meshcore.net.discovery import (
 )
 from meshcore.net.links import LinkChange
 from meshcore.net.topology import Topology
-from meshcore.router.events import MessageFailed, SendMessage, SendSlice, WallClock
+from meshcore.router.events import (
+    ChunkArrived,
+    EgressIdle,
+    MessageFailed,
+    MessageReceived,
+    RequestCompleted,
+    SendMessage,
+    SendSlice,
+    WallClock,
+)
+from meshcore.router.messages import ChunkRequest, ChunkSlice, ChunkUnavailable, Message
 from meshcore.router.router import Router, RouterSettings
 
 from .babeld import BabeldAddress, BabeldClient, parse_babeld_address
+from .transport import ChunkStream, NodeTransport, TransportSettings
 from .udp import UdpDriver
 
 __all__ = ["BabeldSettings", "NodeDaemon", "NodeSettings", "default_node_id"]
 
 log = logging.getLogger("meshcore.node")
+
+#: Who an authenticated peer router is, for the content access rules: a member
+#: of the community (it holds the key), never a curator or admin.
+NODE_PRINCIPAL = Principal("peer-router", "member")
 
 NODE_KEYS = ("id", "service_port", "bind", "status_file", "status_interval", "log_level")
 BABELD_KEYS = ("address", "reconnect_initial", "reconnect_max", "connect_timeout")
@@ -293,6 +317,8 @@ class NodeDaemon:
         self.content: ContentNode | None = None
         self.storage: ContentStorage | None = None
         self.rollups: RollupStore | None = None
+        self.transport: NodeTransport | None = None
+        self._background: set[asyncio.Task] = set()
         self.started_at = 0.0
         self.core_started: float | None = None
         """The core's clock (``time.monotonic``) when discovery started."""
@@ -322,7 +348,11 @@ class NodeDaemon:
         self.core_started = loop.time()
         try:
             await self.driver.start()
+            if s.service_port:
+                self.transport = self._make_transport()
+                await self.transport.start()
         except BaseException:
+            self.driver.close()
             self._close_storage()
             raise
         self.driver.feed(WallClock(self.wall_clock()))
@@ -367,6 +397,10 @@ class NodeDaemon:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            if self.transport is not None:
+                await self.transport.close()
+            for task in list(self._background):
+                task.cancel()
             self.driver.close()
             if self.analytics is not None:
                 self.update_analytics()  # the last counts before exit
@@ -430,15 +464,136 @@ class NodeDaemon:
                 self.storage.apply([effect])
         elif kind is StoreRollup:
             self._store_rollups([effect.rollup])
-        elif kind in (SendMessage, SendSlice):
-            # No transport between routers yet: the request fails over at once.
-            self.undeliverable += 1
-            if self.driver is not None:
-                loop = asyncio.get_running_loop()
-                loop.call_soon(self.driver.feed, MessageFailed(effect.peer, effect.message))
+        elif kind is SendSlice:
+            self._send_slice(effect.peer, effect.message)
+        elif kind is SendMessage:
+            self._send_message(effect.peer, effect.message)
+        elif kind is RequestCompleted:
+            self._index_item(effect)
         elif kind is ClockStep:
             log.warning("wall clock stepped by %+.0f s (quota periods carried over)",
                         effect.delta)
+
+    # -- transport -------------------------------------------------------------------
+
+    def _make_transport(self) -> NodeTransport:
+        s = self.settings
+        rate = self.router.settings.egress_rate
+        return NodeTransport(
+            TransportSettings(bind=s.bind, port=s.service_port, egress_rate=rate),
+            key=s.discovery.community_key, node_id=s.node_id, wall_clock=self.wall_clock,
+            on_message=lambda peer, m: self._feed(MessageReceived(peer, m)),
+            on_chunk_request=self._on_chunk_request, on_chunk=self._on_chunk,
+            on_failed=lambda peer, m: self._feed(MessageFailed(peer, m)),
+            address_of=self._address_of, metrics=self._metrics_text,
+            manifest_of=self._manifest_of)
+
+    def _address_of(self, peer: str) -> tuple[str, int] | None:
+        p = self.core.peers.get(peer) if self.core is not None else None
+        if p is None or not p.addr or not p.service_port:
+            return None
+        return p.addr[0], p.service_port
+
+    def _metrics_text(self) -> str:
+        return prometheus_text(self.analytics.registry) if self.analytics is not None else ""
+
+    def _manifest_of(self, peer: str, content_id: bytes) -> bytes | None:
+        if self.content is None:
+            return None
+        try:
+            return self.content.manifest_for(NODE_PRINCIPAL, content_id)
+        except (KeyError, OSError, AccessDeniedError):
+            return None
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _send_message(self, peer: str, message: Message) -> None:
+        t = self.transport
+        if t is None:
+            # No transport between routers: the request fails over at once.
+            self.undeliverable += 1
+            asyncio.get_running_loop().call_soon(self._feed, MessageFailed(peer, message))
+            return
+        stream = t.streams.get((peer, getattr(message, "request_id", -1)))
+        if isinstance(message, ChunkUnavailable) and stream is not None:
+            stream.fail(message.reason)  # the answer to an open GET
+            return
+        t.send(peer, message)
+
+    def _on_chunk_request(self, peer: str, request: ChunkRequest, stream: ChunkStream) -> None:
+        self._feed(MessageReceived(peer, request))
+
+    def _send_slice(self, peer: str, piece: ChunkSlice) -> None:
+        stream = self.transport.streams.get((peer, piece.request_id)) if self.transport else None
+        data = None
+        if stream is not None:
+            # Read the chunk once per response, not once per slice.
+            if stream.payload is None:
+                stream.payload = self._chunk_bytes(piece.digest)
+            data = stream.payload
+        if stream is None or data is None:
+            # The peer hung up (or the chunk is gone): stop sending it; the egress is free.
+            self._feed(MessageFailed(peer, piece))
+            self._feed(EgressIdle())
+            if stream is not None:
+                stream.fail("not-held")
+            return
+
+        async def write() -> None:
+            try:
+                await stream.write(data[piece.offset:piece.offset + piece.nbytes])
+            except (ConnectionError, OSError):
+                self._feed(MessageFailed(peer, piece))
+            finally:
+                self._feed(EgressIdle())
+
+        self._spawn(write())
+
+    def _chunk_bytes(self, digest: bytes) -> bytes | None:
+        if self.content is None:
+            return None
+        try:
+            # The receiver verifies the BLAKE2b digest; xxh3 guards against bit rot here.
+            return self.content.store.get(digest, full=False)
+        except (KeyError, OSError, DecodeError):
+            return None
+
+    def _on_chunk(self, peer: str, request_id: int, digest: bytes, size: int,
+                  data: bytes) -> None:
+        intact = blake2b_256(data) == digest
+        if intact and self.content is not None:
+            try:
+                self.content.store.put(digest, data)
+            except StorageError as exc:
+                log.warning("cannot stage chunk %s from %r: %s", digest.hex()[:16], peer, exc)
+                intact = False
+        self._feed(ChunkArrived(peer, request_id, digest, size, intact))
+
+    def _index_item(self, done: RequestCompleted) -> None:
+        """A fetched content item: fetch its signed manifest from the source and index it."""
+        key = done.key
+        if (self.content is None or self.transport is None or not isinstance(key, bytes)
+                or done.source == self.settings.node_id or self.content.catalog.get(key)):
+            return
+
+        async def index() -> None:
+            raw = await self.transport.fetch_manifest(done.source, key)
+            if raw is None:
+                log.warning("no manifest for %s from %r", key.hex()[:16], done.source)
+                return
+            try:
+                self.content.import_manifest(raw, now=self.wall_clock())
+                for digest, _size in self.content.catalog.chunks_of(key):
+                    if self.content.store.has(digest):
+                        self.content.catalog.mark_present(digest)
+            except (DecodeError, AccessDeniedError, StorageError) as exc:
+                log.warning("manifest of %s from %r refused: %s", key.hex()[:16],
+                            done.source, exc)
+
+        self._spawn(index())
 
     def _on_peer_event(self, event: object) -> None:
         self._status_dirty = True
@@ -604,6 +759,10 @@ class NodeDaemon:
             "router": self.router.status(),
             "undeliverable_messages": self.undeliverable,
         }
+        if self.transport is not None:
+            out["transport"] = {**self.transport.stats.as_dict(),
+                                "unauthenticated_by_reason": dict(self.transport.verifier.refused),
+                                "port": self.transport.port}
         if core is not None:
             out["peers"] = [
                 {

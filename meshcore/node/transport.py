@@ -26,6 +26,8 @@ through the sender's fair scheduler:
   connection or a timeout a failure (``on_failed``).
 * Every other message → ``POST /v1/msg`` with its wire encoding
   (:mod:`meshcore.router.wire`), answered ``204``.
+* ``GET /v1/manifest/<content id hex>`` returns an item's signed manifest
+  (the asking daemon verifies it before it indexes anything).
 * ``GET /metrics`` serves the Prometheus text (from loopback only, unless
   ``metrics_public``), for a scraper beside the node_exporter textfile.
 
@@ -63,6 +65,7 @@ __all__ = ["ChunkStream", "NodeTransport", "TransportSettings", "TransportStats"
 log = logging.getLogger("meshcore.node.transport")
 
 _CHUNK_PATH = "/v1/chunk/"
+_MANIFEST_PATH = "/v1/manifest/"
 _MSG_PATH = "/v1/msg"
 _REASON_STATUS = {"not-held": 404, "quota": 429, "refused": 429}
 
@@ -121,6 +124,8 @@ class ChunkStream:
         self.size = size
         self.sent = 0
         self.started = False
+        #: The chunk's bytes, read once by whoever feeds the stream.
+        self.payload: bytes | None = None
         self.done = asyncio.get_running_loop().create_future()
 
     def fail(self, reason: str) -> None:
@@ -183,7 +188,8 @@ class NodeTransport:
       arrived whole (``data`` not yet verified);
     * ``on_failed(peer, message)`` — a request could not be completed;
     * ``address_of(peer)`` — where a peer's transport listens, or None;
-    * ``metrics()`` — the Prometheus text for ``GET /metrics``.
+    * ``metrics()`` — the Prometheus text for ``GET /metrics``;
+    * ``manifest_of(peer, content_id)`` — a signed manifest to hand a peer, or None.
 
     ``wall_clock()`` gives Unix seconds for request signing and checking.
     """
@@ -201,6 +207,7 @@ class NodeTransport:
         on_failed: Callable[[str, Message], None],
         address_of: Callable[[str], tuple[str, int] | None],
         metrics: Callable[[], str] | None = None,
+        manifest_of: Callable[[str, bytes], bytes | None] | None = None,
     ) -> None:
         self.settings = settings
         self.node_id = node_id
@@ -213,6 +220,7 @@ class NodeTransport:
         self.on_failed = on_failed
         self.address_of = address_of
         self.metrics = metrics
+        self.manifest_of = manifest_of
         self.stats = TransportStats()
         self.streams: dict[tuple[str, int], ChunkStream] = {}
         self._server: asyncio.AbstractServer | None = None
@@ -395,6 +403,16 @@ class NodeTransport:
                 await self._respond(conn, writer, 400)
                 return True
             return await self._serve_chunk(conn, writer, peer, req)
+        if method == "GET" and path.startswith(_MANIFEST_PATH):
+            cid = _hex32(path[len(_MANIFEST_PATH):])
+            if cid is None:
+                self.stats.bad_requests += 1
+                await self._respond(conn, writer, 400)
+                return True
+            raw = self.manifest_of(peer, cid) if self.manifest_of is not None else None
+            if raw is not None:
+                await self._respond(conn, writer, 200, raw)
+                return True
         self.stats.not_found += 1
         await self._respond(conn, writer, 404)
         return True
@@ -472,12 +490,21 @@ class NodeTransport:
         else:
             self._failed(peer, req)
 
-    def _failed(self, peer: str, message: Message) -> None:
+    async def fetch_manifest(self, peer: str, content_id: bytes) -> bytes | None:
+        """``peer``'s signed manifest of ``content_id`` (unverified), or None."""
+        got = await self._request(peer, "GET", f"{_MANIFEST_PATH}{content_id.hex()}", b"",
+                                  None)
+        if got is None or got[0] != 200:
+            return None
+        return got[2]
+
+    def _failed(self, peer: str, message: Message | None) -> None:
         self.stats.send_failures += 1
-        self.on_failed(peer, message)
+        if message is not None:
+            self.on_failed(peer, message)
 
     async def _request(self, peer: str, method: str, target: str, body: bytes,
-                       message: Message, *, timeout: float | None = None
+                       message: Message | None, *, timeout: float | None = None
                        ) -> tuple[int, dict[str, str], bytes] | None:
         address = self.address_of(peer)
         if address is None or self._closed:
@@ -548,13 +575,18 @@ class _TooLarge(Exception):
     """A body passed its limit."""
 
 
-def _parse_chunk_target(path: str, target: str) -> ChunkRequest | None:
-    hexdigest = path[len(_CHUNK_PATH):]
-    if len(hexdigest) != 64:
+def _hex32(text: str) -> bytes | None:
+    if len(text) != 64:
         return None
     try:
-        digest = bytes.fromhex(hexdigest)
+        return bytes.fromhex(text)
     except ValueError:
+        return None
+
+
+def _parse_chunk_target(path: str, target: str) -> ChunkRequest | None:
+    digest = _hex32(path[len(_CHUNK_PATH):])
+    if digest is None:
         return None
     query = urllib.parse.parse_qs(target.partition("?")[2], strict_parsing=False)
     try:
