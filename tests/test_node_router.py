@@ -132,7 +132,7 @@ def test_two_daemons_move_an_item_over_the_transport(tmp_path):
         await server.wait_closed()
         return cid, got, stats
 
-    cid, got, (ar, br, at, bt) = asyncio.run(main())
+    _cid, got, (ar, br, at, bt) = asyncio.run(main())
     assert got == data
     assert ar.completed == 1 and ar.chunks_fetched == br.chunks_served > 1
     assert bt.chunks_sent == br.chunks_served and at.bytes_received == len(data)
