@@ -9,13 +9,19 @@ once. Classes that callers expect to be ``ValueError`` also derive from it.
 from __future__ import annotations
 
 __all__ = [
+    "AccessDeniedError",
     "CacheError",
     "ConfigError",
     "DecodeError",
+    "IntegrityError",
     "MeshcoreError",
     "PinnedOverBudgetError",
     "StateLockedError",
+    "StorageError",
+    "TopologyFormatError",
     "TraceFormatError",
+    "UnknownContentError",
+    "UnknownItemError",
 ]
 
 
@@ -53,6 +59,17 @@ class TraceFormatError(DecodeError):
 
 class CacheError(MeshcoreError):
     """The node cache cannot do what was asked without breaking a retention rule."""
+
+
+class UnknownItemError(CacheError, KeyError):
+    """The cache holds no item ``key`` (a ``KeyError`` too, for mapping-style callers)."""
+
+    def __init__(self, key: object) -> None:
+        self.key = key
+        super().__init__(f"the cache holds no item {key!r}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class PinnedOverBudgetError(CacheError):
@@ -129,3 +146,17 @@ class StateLockedError(MeshcoreError):
         who = f"pid {holder.split(' ', 1)[0]}" if holder else "another process"
         what = f" ({holder.split(' ', 1)[1]})" if " " in holder else ""
         super().__init__(f"{folder}: in use by {who}{what}; lock file {path}")
+
+
+class UnknownContentError(MeshcoreError, KeyError):
+    """No item with this content id is in the catalog (``content_id`` attribute).
+
+    A ``KeyError`` too, for mapping-style callers.
+    """
+
+    def __init__(self, content_id: bytes) -> None:
+        self.content_id = bytes(content_id)
+        super().__init__(f"no item {self.content_id.hex()} in the catalog")
+
+    def __str__(self) -> str:
+        return str(self.args[0])

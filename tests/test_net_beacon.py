@@ -28,9 +28,9 @@ from meshcore.net._beacon import (
     PexSection,
     decode_beacon,
     decode_node_id,
-    node_id_problem,
     encode_beacon,
     encode_node_id,
+    node_id_problem,
 )
 from meshcore.net.discovery import Discovery, DiscoverySettings
 

@@ -196,7 +196,7 @@ def test_a_second_opener_never_deletes_a_live_writers_chunks(tmp_path, config, c
         assert child.stdout.readline().strip() == "done"
     finally:
         child.kill()
-        child.wait(10)
+        child.communicate(timeout=10)  # reaps it and closes the pipes
 
 
 def test_a_second_publish_waits_for_the_first(tmp_path, config, capsys):
@@ -222,9 +222,10 @@ def test_a_second_publish_waits_for_the_first(tmp_path, config, capsys):
         assert second.returncode == 0, err
     finally:
         for p in (holder, second):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait(10)
+            if p is not None:
+                if p.poll() is None:
+                    p.kill()
+                p.communicate(timeout=10)  # reaps it and closes the pipes
     code_, out, _ = run(capsys, "verify", "--config", str(config))
     assert code_ == 0, out
     code_, out, _ = run(capsys, "list", "--config", str(config))

@@ -1,0 +1,139 @@
+"""The daemon hosts the whole Router: content on disk reaches the cache, analytics reach disk.
+
+A real ``NodeDaemon`` on loopback with a content state folder and a rollup
+store: what was published before the start is offered to the cache core at
+start (pinned: it is this node's own), a client request for it is a local
+hit served through the one host loop, a request for something no router
+holds is refused at once, and the analytics windows are flushed to the
+rollup store at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import socket
+
+from _content_util import keypair
+
+from meshcore.analytics.rollups import RollupStore
+from meshcore.config import parse_config
+from meshcore.content import ContentNode
+from meshcore.content.settings import LOCAL_ADMIN, ContentSettings
+from meshcore.node.daemon import NodeDaemon, NodeSettings
+from meshcore.router import ClientRequest, Deliver, RequestRefused
+from meshcore.tiers import Tier
+
+KEY = 'community_key = "hex:00112233445566778899aabbccddeeff"'
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_daemon_runs_every_core_on_its_storage(tmp_path):
+    state, rollups = tmp_path / "state", tmp_path / "rollups.sqlite"
+    text = (f"[node]\nid = 'solo'\nbind = '127.0.0.1'\nstatus_file = '{tmp_path / 's.json'}'\n"
+            f"status_interval = '0.2s'\n"
+            f"[net]\n{KEY}\nmulticast = false\nport = {_free_udp_port()}\n"
+            f"[content]\nstate_dir = '{state}'\nbudget = '64 MiB'\nfsync = false\n"
+            f"[analytics]\nsalt = 'a-long-test-salt'\nrollup_path = '{rollups}'\n")
+    cfg = parse_config(text, str(tmp_path / "node.toml"))
+    with ContentNode(ContentSettings.from_config(cfg), now=1.0) as node:
+        cid = node.publish(LOCAL_ADMIN, io.BytesIO(b"lesson " * 20_000), keypair=keypair(3),
+                           now=2.0, name="lesson.txt", access="public").content_id
+    daemon = NodeDaemon(NodeSettings.from_config(cfg))
+    answers: list = []
+
+    async def scenario() -> None:
+        run = asyncio.create_task(daemon.run(duration=2.0))
+        while daemon.driver is None or daemon.driver.host is None:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        answers.extend(daemon.driver.feed(ClientRequest(1, cid)))
+        answers.extend(daemon.driver.feed(ClientRequest(2, b"\x01" * 32)))
+        await run
+
+    asyncio.run(scenario())
+    # The item on disk was offered to the cache at start, pinned as our own.
+    assert cid in daemon.router.cache and daemon.router.cache.is_pinned(cid)
+    (deliver,) = [a for a in answers if isinstance(a, Deliver)]
+    assert deliver.request_id == 1 and deliver.tier is Tier.LOCAL
+    (refused,) = [a for a in answers if isinstance(a, RequestRefused)]
+    assert refused.request_id == 2 and refused.reason == "no-holder"
+    # The analytics windows reached the rollup store at shutdown.
+    store = RollupStore(rollups)
+    try:
+        assert store.count("minute") >= 1
+    finally:
+        store.close()
+    status = json.loads((tmp_path / "s.json").read_text())
+    assert status["router"]["stats"]["hits"] == 1
+    assert status["router"]["stats"]["refused"] == 1
+    assert status["router"]["cache"]["items"] == 1
+
+
+def _free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_daemons_move_an_item_over_the_transport(tmp_path):
+    from test_node_daemon import _babeld_dump, _fake_babeld
+
+    from meshcore.content.settings import LOCAL_ADMIN as ADMIN
+    from meshcore.router import Holding
+
+    udp, tcp = _free_udp_port(), _free_tcp_port()
+    data = bytes(range(256)) * 2000  # 512 KB, several chunks
+
+    def text(name: str, ip: str, extra: str = "") -> str:
+        return (f"[node]\nid = '{name}'\nbind = '{ip}'\nservice_port = {tcp}\n"
+                f"[net]\n{KEY}\nmulticast = false\nport = {udp}\nneighbour_interval = '0.2s'\n"
+                f"{extra}"
+                f"[content]\nstate_dir = '{tmp_path / name}'\nbudget = '64 MiB'\n"
+                f"fsync = false\nchunk_avg = '64 KiB'\nchunk_min = '16 KiB'\n"
+                f"chunk_max = '256 KiB'\n")
+
+    async def main():
+        server, babel_port = await _fake_babeld(_babeld_dump("127.0.0.3"), [])
+        beta_cfg = parse_config(text("beta", "127.0.0.3"), "beta.toml")
+        with ContentNode(ContentSettings.from_config(beta_cfg), now=1.0) as node:
+            cid = node.publish(ADMIN, io.BytesIO(data), keypair=keypair(4), now=2.0,
+                               name="map.bin", access="public").content_id
+        alpha = NodeDaemon(NodeSettings.from_config(parse_config(text(
+            "alpha", "127.0.0.2",
+            f"[net.babeld]\naddress = '127.0.0.1:{babel_port}'\n"), "alpha.toml")))
+        beta = NodeDaemon(NodeSettings.from_config(beta_cfg))
+        tasks = [asyncio.create_task(d.run(duration=20)) for d in (alpha, beta)]
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 8
+        while not (alpha.core and alpha.core.peers.get("beta")
+                   and beta.core and beta.core.peers.get("alpha")):
+            assert loop.time() < end, "the daemons did not meet"
+            await asyncio.sleep(0.02)
+        # The plain directory stands in for cache coordination: alpha learns beta holds it.
+        alpha.router.directory.apply(Holding("beta", cid, True, len(data)))
+        alpha.driver.feed(ClientRequest(7, cid))
+        while not (alpha.content.catalog.get(cid) and alpha.content.catalog.get(cid).complete):
+            assert loop.time() < end + 5, "the item did not arrive"
+            await asyncio.sleep(0.05)
+        got = b"".join(alpha.content.read(ADMIN, cid, now=3.0))
+        stats = (alpha.router.stats, beta.router.stats, alpha.transport.stats,
+                 beta.transport.stats)
+        for d in (alpha, beta):
+            d.stop()
+        await asyncio.gather(*tasks)
+        server.close()
+        await server.wait_closed()
+        return cid, got, stats
+
+    _cid, got, (ar, br, at, bt) = asyncio.run(main())
+    assert got == data
+    assert ar.completed == 1 and ar.chunks_fetched == br.chunks_served > 1
+    assert bt.chunks_sent == br.chunks_served and at.bytes_received == len(data)
+    assert at.unauthenticated == bt.unauthenticated == 0
