@@ -1,4 +1,5 @@
-"""Shared fixtures: the ``backend`` parameter that runs kernel tests on both twins."""
+"""Shared fixtures: the ``backend`` parameter that runs kernel tests on both twins, and a
+private default state folder for every test."""
 
 from __future__ import annotations
 
@@ -26,6 +27,19 @@ def kernel_module(kernel: str, backend: str):
         except ImportError as exc:
             pytest.skip(f"compiled kernel {name} is not built: {exc}")
     return importlib.import_module(name)
+
+
+@pytest.fixture(autouse=True)
+def _default_state_dir(tmp_path_factory, monkeypatch):
+    """No test touches ``/var/lib/meshcore``: the default state folder is a fresh temp dir.
+
+    A config without ``state_dir`` (most test configs) then locks and writes
+    there, as a node on a router writes ``/var/lib/meshcore``.
+    """
+    import meshcore.config
+
+    monkeypatch.setattr(meshcore.config, "DEFAULT_STATE_DIR",
+                        str(tmp_path_factory.mktemp("default-state")))
 
 
 @pytest.fixture(params=BACKENDS)

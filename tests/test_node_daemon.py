@@ -51,7 +51,7 @@ def test_missing_community_key_is_refused_naming_the_key(text):
 
 @pytest.mark.parametrize(("text", "key", "problem"), [
     ("[node]\nidd = 'x'\n", "node.idd", "unknown key"),
-    ("[node]\nid = 'has space'\n", "node.id", "without spaces"),
+    ("[node]\nid = 'has space'\n", "node.id", "white space"),
     ("[node]\nid = '" + "x" * 65 + "'\n", "node.id", "1..64"),
     ("[node]\nbind = 'everywhere'\n", "node.bind", "IPv4"),
     ("[node]\nstatus_interval = 0\n", "node.status_interval", "> 0"),
@@ -160,7 +160,7 @@ def test_cli_port_in_use_is_a_clear_error(tmp_path, capsys):
 
 def test_cli_peers_errors(tmp_path, capsys):
     path = tmp_path / "node.toml"
-    path.write_text(f"[net]\n{KEY}\n")
+    path.write_text(f"[node]\nstatus_file = ''\n[net]\n{KEY}\n")
     assert cli.main(["node", "peers", "--config", str(path)]) == 1
     assert "node.status_file" in capsys.readouterr().err
     status = tmp_path / "status.json"
@@ -243,10 +243,11 @@ def test_two_daemons_meet_through_the_babeld_neighbour_list(tmp_path, caplog):
         common = f"[net]\n{KEY}\nmulticast = false\nport = {port}\nneighbour_interval = '0.2s'\n"
         a = NodeDaemon(_settings(
             f"[node]\nid = 'alpha'\nbind = '127.0.0.2'\nstatus_file = '{tmp_path / 'a.json'}'\n"
-            f"status_interval = '0.1s'\n{common}"
+            f"state_dir = '{tmp_path / 'a'}'\nstatus_interval = '0.1s'\n{common}"
             f"[net.babeld]\naddress = '127.0.0.1:{babel_port}'\nreconnect_initial = '0.1s'\n"
         ), rng=random.Random(1))
-        b = NodeDaemon(_settings(f"[node]\nid = 'beta'\nbind = '127.0.0.3'\n{common}"),
+        b = NodeDaemon(_settings(f"[node]\nid = 'beta'\nbind = '127.0.0.3'\n"
+                                 f"state_dir = '{tmp_path / 'b'}'\n{common}"),
                        rng=random.Random(2))
         tasks = [asyncio.create_task(a.run(duration=10)), asyncio.create_task(b.run(duration=10))]
         loop = asyncio.get_running_loop()
@@ -395,7 +396,8 @@ def test_two_daemons_report_each_other_in_their_textfiles(tmp_path):
               "beacon_interval = '0.2s'\n")
 
     def config(name: str, me: str, other: str) -> str:
-        return (f"[node]\nid = '{name}'\nbind = '{me}'\nstatus_interval = '0.1s'\n{common}"
+        return (f"[node]\nid = '{name}'\nbind = '{me}'\nstatus_interval = '0.1s'\n"
+                f"state_dir = '{tmp_path / name}'\n{common}"
                 f"[analytics]\n{SALT}\ntextfile_path = '{tmp_path / name}.prom'\n")
 
     async def main():

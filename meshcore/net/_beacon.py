@@ -226,13 +226,13 @@ def node_id_problem(node_id: object) -> str | None:
         return f"expected a non-empty string, got {node_id!r}"
     if len(node_id) % 2 == 0 and set(node_id) <= _HEX:
         return None if len(node_id) // 2 <= MAX_ID_BYTES else (
-            f"at most {MAX_ID_BYTES} bytes on the wire, got {len(node_id) // 2}")
+            f"expected 1..{MAX_ID_BYTES} bytes on the wire, got {len(node_id) // 2}")
     try:
         size = len(node_id.encode("utf-8"))
     except UnicodeEncodeError:
         return f"not valid Unicode text: {node_id!r}"
     if size > MAX_ID_BYTES:
-        return f"at most {MAX_ID_BYTES} bytes on the wire, got {size}"
+        return f"expected 1..{MAX_ID_BYTES} bytes on the wire, got {size}"
     bad = _bad_char(node_id)
     if bad is not None:
         return (f"white space, control and invisible characters are not allowed "

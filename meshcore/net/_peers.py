@@ -122,7 +122,8 @@ class PeerJoined(Fact):
 
 @dataclass(frozen=True, slots=True)
 class PeerLeft(Fact):
-    """A peer left the table; ``reason`` is "timeout", "removed" or "via-gone"."""
+    """A peer left the table; ``reason`` is "timeout", "removed", "via-gone" or "evicted"
+    (a full table made room for a more trusted peer)."""
 
     node_id: str
     reason: str
@@ -268,7 +269,7 @@ class PeerTable:
                 left = self.remove(peer.node_id, "timeout", now=now)
                 if left is not None:
                     events.append(left)
-                events.extend(self._drop_via(peer.node_id, now=now))
+                events.extend(self.drop_via(peer.node_id))
             elif now >= peer.last_heard + self.suspect_after * peer.interval and (
                 peer.state == ALIVE
             ):
@@ -279,8 +280,9 @@ class PeerTable:
                 del self._tombstones[node_id]
         return events
 
-    def _drop_via(self, via: str, *, now: float) -> list[PeerEvent]:
-        events: list[PeerEvent] = []
+    def drop_via(self, via: str) -> list[PeerLeft]:
+        """Drop every peer learned through ``via`` (no tombstones); their ``via-gone`` events."""
+        events: list[PeerLeft] = []
         for p in list(self._peers.values()):
             if p.via == via:
                 del self._peers[p.node_id]  # no tombstone: another path may re-teach it

@@ -145,6 +145,12 @@ JOIN_PHASE = 1.0  # seconds after start during which replies trigger a re-announ
 JOIN_REANNOUNCE_GAP = 0.005  # seconds between re-announces during the join phase
 REPLAY_PURGE_EVERY = 60.0
 _STALE = object()  # get_timer's cache marker: recompute after any input
+#: Most response credit an address can bank (bytes): a quiet key holder must not
+#: save up for one large burst at a victim.
+_CREDIT_CAP = 8 * MAX_DATAGRAM
+#: Probes padded to an address that has not answered yet (a routing neighbour
+#: that may not run meshcore at all must not cost a full datagram forever).
+_PAD_TRIES = 3
 #: Sub-tables of ``[net]`` read elsewhere (the node daemon's babeld adapter).
 SUBTABLES = ("babeld",)
 
@@ -267,6 +273,8 @@ class DiscoverySettings:
     tombstone_ttl: float = 120.0
     replay_window: int = 64
     replay_memory: float = 600.0
+    max_replies: int = 16
+    reply_amplification: float = 1.0
 
     KEYS = (
         "community_key",
@@ -290,6 +298,8 @@ class DiscoverySettings:
         "tombstone_ttl",
         "replay_window",
         "replay_memory",
+        "max_replies",
+        "reply_amplification",
     )
 
     def __post_init__(self) -> None:
@@ -300,7 +310,7 @@ class DiscoverySettings:
         _check_group(self.multicast_group)
         for name in ("beacon_interval", "jitter", "reply_jitter", "neighbour_interval",
                      "pex_delay", "pex_min_gap", "pex_sync_interval", "tombstone_ttl",
-                     "replay_memory"):
+                     "replay_memory", "reply_amplification"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"{name}: expected a finite number, got {getattr(self, name)!r}")
         for name in ("beacon_interval", "neighbour_interval", "pex_min_gap", "pex_sync_interval"):
@@ -326,6 +336,11 @@ class DiscoverySettings:
             raise ValueError(f"max_peers: expected 1..65535, got {self.max_peers!r}")
         if not 1 <= self.replay_window <= 1024:
             raise ValueError(f"replay_window: expected 1..1024, got {self.replay_window!r}")
+        if not 1 <= self.max_replies <= 1024:
+            raise ValueError(f"max_replies: expected 1..1024, got {self.max_replies!r}")
+        if not (math.isfinite(self.reply_amplification) and 0 < self.reply_amplification <= 3):
+            raise ValueError(f"reply_amplification: expected 0 < x <= 3, got "
+                             f"{self.reply_amplification!r}")
 
     @classmethod
     def from_config(cls, config: Config | Section) -> DiscoverySettings:
@@ -379,6 +394,8 @@ class DiscoverySettings:
             tombstone_ttl=section.get_duration("tombstone_ttl", 120.0, max=86400),
             replay_window=section.get_int("replay_window", 64, min=1, max=1024),
             replay_memory=section.get_duration("replay_memory", 600.0, max=7 * 86400),
+            max_replies=section.get_int("max_replies", 16, min=1, max=1024),
+            reply_amplification=section.get_float("reply_amplification", 1.0, min=0.01, max=3),
         )
         if kwargs["suspect_after"] >= kwargs["gone_after"]:
             raise section.error(
@@ -429,6 +446,16 @@ class DiscoveryStats:
     refutations: int = 0
     accusations_sent: int = 0
     contradictions_sent: int = 0
+    replies_rate_limited: int = 0
+    """Replies not sent: the sender's address or this node already had its share."""
+    responses_withheld: int = 0
+    """Response datagrams (replies, syncs, accusations) not sent: they would have
+    sent an address more bytes than it sent us (``reply_amplification``)."""
+    response_bytes_withheld: int = 0
+    peers_evicted: int = 0
+    """Entries dropped from a full table to make room for a more trusted peer."""
+    peers_refused: int = 0
+    """New peers refused because the table was full of more trusted ones."""
 
     @property
     def dropped(self) -> int:
@@ -567,6 +594,15 @@ class Discovery:
         self._accused: dict[str, _Accusation] = {}  # direct peers that must refute
         self._contradicted: dict[tuple[str, str], float] = {}  # (peer, sender) -> last sent
         self._timer_cache: object = _STALE
+        # Anti-amplification: bytes each source host may still be sent in
+        # response to its own datagrams, and when each host last got a reply.
+        self._credit: dict[str, float] = {}
+        self._replied: dict[str, float] = {}
+        self._reply_window = (-math.inf, 0)  # (window start, replies sent in it)
+        # Requester pays: peers whose beacons say they will send us a sync, and
+        # padded probes sent to addresses that do not know us yet.
+        self._lagging: set[str] = set()
+        self._padded: dict[Addr, int] = {}
 
     # -- public inputs ---------------------------------------------------------------------
 
@@ -614,6 +650,7 @@ class Discovery:
             return []
         self.stats.accepted += 1
         self.stats.unknown_sections += beacon.unknown_sections
+        self._earn(addr[0], len(data))
         effects: list[Effect] = []
         self._on_beacon(beacon, addr, interface, via_multicast, now, effects)
         self._due(now, effects)
@@ -625,14 +662,7 @@ class Discovery:
         for ev in self.peers.expire(now=now):
             out.append(ev)
             if isinstance(ev, PeerLeft):
-                self._digest = None
-                self._mismatch.pop(ev.node_id, None)
-                self._ts.pop(ev.node_id, None)
-                self._replies.pop(ev.node_id, None)
-                self._their_echoes.pop(ev.node_id, None)
-                self._their_digest.pop(ev.node_id, None)
-                self._uprobe.discard(ev.node_id)
-                self._accused.pop(ev.node_id, None)
+                self._forget(ev.node_id)
                 if ev.reason == "timeout":
                     ver = self.peers.tombstone(ev.node_id, now=now) or (0, 0)
                     self._queue(PexEntry(OP_REMOVE, ev.node_id, *ver), None, None, now)
@@ -648,6 +678,9 @@ class Discovery:
                 del self._contradicted[key]
             for nid in [k for k, a in self._accused.items() if a.until <= now]:
                 del self._accused[nid]
+            quiet = now - self.settings.beacon_interval
+            for host in [h for h, t in self._replied.items() if t < quiet]:
+                del self._replied[host]
         self._due(now, out)
         return out
 
@@ -717,6 +750,8 @@ class Discovery:
                 raise TypeError(f"addrs: expected (host, port) tuples, got {a!r}")
             new[a] = self._daemon.get(a, now)
         self._daemon = new
+        for a in [a for a in self._padded if a not in new]:
+            del self._padded[a]
         for a in list(self._syncs):
             if a not in new and self.peers.by_addr(a) is None:
                 del self._syncs[a]
@@ -778,9 +813,26 @@ class Discovery:
 
     # -- receiving ---------------------------------------------------------------------------
 
+    def _forget(self, node_id: str) -> None:
+        """Drop what we keep about a peer that left the table."""
+        self._digest = None
+        self._mismatch.pop(node_id, None)
+        self._ts.pop(node_id, None)
+        self._replies.pop(node_id, None)
+        self._their_echoes.pop(node_id, None)
+        self._their_digest.pop(node_id, None)
+        self._uprobe.discard(node_id)
+        self._accused.pop(node_id, None)
+        self._lagging.discard(node_id)
+
     def _replay_ok(self, b: Beacon, *, now: float) -> bool:
         st = self._replay.get(b.node_id)
         if st is None or b.boot_epoch > st.boot:
+            if st is None and len(self._replay) >= 4 * self.settings.max_peers:
+                # A key holder cycling through fresh ids must not grow this
+                # without bound: forget the senders that are not peers.
+                for nid in [k for k in self._replay if k not in self.peers]:
+                    del self._replay[nid]
             self._replay[b.node_id] = _Replay(b.boot_epoch, b.seq, 1, now)
             return True
         if b.boot_epoch < st.boot:
@@ -837,7 +889,7 @@ class Discovery:
                 self._accuse(b.node_id, tomb, now)
             self._sync_last.pop(addr, None)
             if peer is None:
-                if len(self.peers) >= s.max_peers:
+                if len(self.peers) >= s.max_peers and not self._make_room(None, now, out):
                     return
                 out.append(self.peers.add(fresh, now=now))
             else:  # known by hearsay, now heard directly
@@ -909,6 +961,7 @@ class Discovery:
             # Joining ourselves, our own burst reaches a segment newcomer: after a
             # power cut a whole segment starts at once, and nobody should reply.
             and not (mcast and now < self._join_until)
+            and self._may_reply(addr[0], now)
         ):
             self._replies[b.node_id] = now + s.reply_jitter * self.rng.random()
         if b.pex is not None:
@@ -945,7 +998,14 @@ class Discovery:
     def _check_digest(self, peer: Peer, b: Beacon, now: float) -> None:
         if b.digest == self.digest:
             self._mismatch.pop(peer.node_id, None)
+            self._lagging.discard(peer.node_id)
             return
+        if b.known_count + 1 >= len(self.peers):
+            # It knows at least as much as we do: it will sync us (its side of
+            # the rule below), so our probes pay for that sync (_spend).
+            self._lagging.add(peer.node_id)
+        else:
+            self._lagging.discard(peer.node_id)
         n = self._mismatch.get(peer.node_id, 0) + 1
         self._mismatch[peer.node_id] = n
         # Two probes in a row: a delta in flight explains one mismatch, not two.
@@ -1052,7 +1112,7 @@ class Discovery:
             return
         addr = (e.host, s.port) if e.host else None
         if existing is None:
-            if len(self.peers) >= s.max_peers:
+            if len(self.peers) >= s.max_peers and not self._make_room(hops, now, out):
                 self.stats.deltas_ignored += 1
                 return
             peer = Peer(
@@ -1263,8 +1323,34 @@ class Discovery:
             pex=pex,
         )
 
-    def _encode(self, beacon: Beacon) -> bytes:
-        return encode_beacon(beacon, self.settings.community_key)
+    def _encode(self, beacon: Beacon, *, pad: bool = False) -> bytes:
+        # A beacon that asks for a sync (a join beacon, or a probe to a peer
+        # that will sync us) is padded to the datagram cap: responses are
+        # bounded by the bytes received (_spend), so it carries their weight.
+        full = pad or bool(beacon.flags & FLAG_JOINING)
+        return encode_beacon(beacon, self.settings.community_key,
+                             pad_to=MAX_DATAGRAM if full else 0)
+
+    def _pads_multicast(self, interface: str) -> bool:
+        """A probe on ``interface`` asks for a sync: a segment peer there knows more."""
+        for nid in self._lagging:
+            p = self.peers.get(nid)
+            if p is not None and p.via_multicast and (p.interface or "") == interface:
+                return True
+        return False
+
+    def _pads_unicast(self, addr: Addr, peer: Peer | None, now: float) -> bool:
+        """A probe to ``addr`` asks for a sync: it does not know us yet, or knows more."""
+        if peer is not None and peer.direct and peer.hears_us:
+            self._padded.pop(addr, None)
+            return peer.node_id in self._lagging
+        if now < self._join_until:
+            return True
+        tries = self._padded.get(addr, 0)
+        if tries >= _PAD_TRIES:
+            return False
+        self._padded[addr] = tries + 1
+        return True
 
     def _segment_echoes(
         self, interface: str, now: float, room: int
@@ -1317,6 +1403,7 @@ class Discovery:
             entries = (pex or {}).get(iface)
             if pex is not None and not entries:
                 continue
+            pad = bool(flags & FLAG_PROBE) and self._pads_multicast(iface)
             for section in self._chunks(entries, echoes, sync=False):
                 data = self._encode(
                     self._base(
@@ -1325,7 +1412,8 @@ class Discovery:
                         self.settings.beacon_interval,
                         now,
                         section,
-                    )
+                    ),
+                    pad=pad,
                 )
                 self._sent(data, multicast=True)
                 out.append(SendMulticast(iface, data))
@@ -1339,6 +1427,7 @@ class Discovery:
         entries: list[PexEntry] | None = None,
         *,
         sync: bool = False,
+        response: bool = False,
     ) -> None:
         peer = self.peers.by_addr(addr)
         echo = self._echo(peer, now) if peer is not None else None
@@ -1349,8 +1438,16 @@ class Discovery:
             if flags & FLAG_PROBE or addr in self._daemon
             else self.settings.beacon_interval
         )
+        if response and entries and len(entries) > 1:
+            # Credit may not cover the whole set: a random order makes
+            # successive partial syncs cover different parts of it.
+            entries = list(entries)
+            self.rng.shuffle(entries)
+        pad = bool(flags & FLAG_PROBE) and self._pads_unicast(addr, peer, now)
         for section in self._chunks(entries, echoes, sync=sync):
-            data = self._encode(self._base(flags, echoes, interval, now, section))
+            data = self._encode(self._base(flags, echoes, interval, now, section), pad=pad)
+            if response and not self._spend(addr[0], len(data)):
+                continue
             self._sent(data, multicast=False)
             out.append(SendUnicast(addr, data))
 
@@ -1402,12 +1499,96 @@ class Discovery:
         # and echoing it back would keep ghosts alive after a partition.
         return [self._add_entry(p) for p in self.peers if p.node_id != exclude and p.via != exclude]
 
+    # -- hostile-peer bounds ------------------------------------------------------------------
+
+    def _earn(self, host: str, nbytes: int) -> None:
+        """``host`` sent us ``nbytes`` authenticated bytes: it may be sent as many in response."""
+        credit = self._credit.pop(host, 0.0) + nbytes * self.settings.reply_amplification
+        if len(self._credit) >= 4 * self.settings.max_peers:
+            # Spoofed sources must not grow this without bound: forget the oldest.
+            del self._credit[next(iter(self._credit))]
+        self._credit[host] = min(credit, _CREDIT_CAP)
+
+    def _spend(self, host: str, nbytes: int) -> bool:
+        """Take ``nbytes`` of ``host``'s response credit; False (counted) when it has not enough.
+
+        A key holder can forge the source address of its beacons: without
+        this bound each one would make us send a victim a full sync, several
+        times the bytes of the beacon (the amplification of reflection
+        attacks; cf. QUIC's anti-amplification limit, RFC 9000 section 8.1).
+        """
+        credit = self._credit.get(host, 0.0)
+        if credit < nbytes:
+            self.stats.responses_withheld += 1
+            self.stats.response_bytes_withheld += nbytes
+            return False
+        self._credit[host] = credit - nbytes
+        return True
+
+    def _may_reply(self, host: str, now: float) -> bool:
+        """One reply per source host per ``beacon_interval``, ``max_replies`` per interval in all.
+
+        A newcomer needs one reply; a key holder announcing fresh ids or boots
+        from one address, or from many, must not turn each beacon into a
+        full sync.
+        """
+        s = self.settings
+        if now - self._replied.get(host, -math.inf) < s.beacon_interval:
+            self.stats.replies_rate_limited += 1
+            return False
+        start, count = self._reply_window
+        if now - start >= s.beacon_interval:
+            start, count = now, 0
+        if count >= s.max_replies:
+            self.stats.replies_rate_limited += 1
+            return False
+        self._reply_window = (start, count + 1)
+        self._replied[host] = now
+        return True
+
+    def _make_room(self, hops: int | None, now: float, out: list[Effect]) -> bool:
+        """The table is full: evict the least-trusted peer for a newcomer, or say no.
+
+        Trust, lowest first: a peer learned by hearsay through the neighbour
+        that taught us the most peers (a flooder), with the most hops, the
+        most recently learned; then a direct peer that went suspect. A
+        newcomer heard directly (``hops`` None) may evict any of them; one
+        learned by peer exchange only an indirect peer with more hops, so
+        forged records can never push out peers we hear ourselves.
+        """
+        taught: dict[str, int] = {}
+        for p in self.peers.indirect():
+            taught[p.via] = taught.get(p.via, 0) + 1  # type: ignore[index]
+        victims = [p for p in self.peers.indirect() if hops is None or p.hops > hops]
+        if victims:
+            victim = max(victims, key=lambda p: (taught[p.via], p.hops, p.joined_at))  # type: ignore[index]
+        elif hops is None:
+            suspects = [p for p in self.peers.direct() if p.state != ALIVE]
+            if not suspects:
+                self.stats.peers_refused += 1
+                return False
+            victim = min(suspects, key=lambda p: p.last_heard)
+        else:
+            self.stats.peers_refused += 1
+            return False
+        left = self.peers.remove(victim.node_id, "evicted", now=now, bury=False)
+        if left is not None:
+            out.append(left)
+            self._forget(victim.node_id)
+            if victim.direct:
+                for gone in self.peers.drop_via(victim.node_id):
+                    out.append(gone)
+                    self._forget(gone.node_id)
+        self.stats.peers_evicted += 1
+        return True
+
     def _send_sync(self, addr: Addr, flags: int, now: float, out: list[Effect]) -> None:
         peer = self.peers.by_addr(addr)
         self._sync_last[addr] = now
         self.stats.syncs_sent += 1
         self._unicast(
-            addr, flags, now, out, self._sync_entries(peer.node_id if peer else None), sync=True
+            addr, flags, now, out, self._sync_entries(peer.node_id if peer else None), sync=True,
+            response=True,
         )
 
     def _reply(self, node_id: str, now: float, out: list[Effect]) -> None:
@@ -1474,6 +1655,8 @@ class Discovery:
         for d in targeted:
             per_addr.setdefault(d.only, {})[d.entry.node_id] = d.entry  # type: ignore[arg-type]
         for addr, entries in per_addr.items():
+            # One or two records: the size of the beacon that prompted them (and
+            # rate-limited per peer), so not charged against the sender's credit.
             self._unicast(addr, 0, now, out, list(entries.values()))
         # Each record goes out twice, pex_min_gap apart: with 10% loss per
         # link, a lost delta then costs 1% of the time a full sync, not 10%.

@@ -24,7 +24,9 @@ published again; the neighbour list only when it changed.
 Failure handling: a connection that is refused, times out, closes, greets
 with something that is not ``BABEL 1.x``, or sends ``max_bad_lines``
 malformed lines in a row is closed, counted in :class:`BabeldStats`, logged,
-and retried after an exponential backoff with jitter: attempt ``n`` waits a
+and retried after an exponential backoff with jitter (the warning is logged
+once, then after 1, 2, 4, ... minutes while babeld stays away:
+:class:`~meshcore.node._quiet.QuietWarning`): attempt ``n`` waits a
 uniform random time in ``[d/2, d]`` with ``d = min(backoff_max,
 backoff_initial * 2**(n-1))`` (the "equal jitter" of Brooker, "Exponential
 backoff and jitter", AWS Architecture Blog 2015), so many nodes restarting
@@ -42,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import socket
 import time
@@ -49,8 +52,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from meshcore.errors import MeshcoreError, TopologyFormatError
-from meshcore.net.importers.babel import BabelState
+from meshcore.net.importers.babel import MAX_ROUTES, BabelState
 from meshcore.net.topology import Topology
+from meshcore.node._quiet import QuietWarning
 
 __all__ = [
     "DEFAULT_HOST",
@@ -152,6 +156,11 @@ class BabeldStats:
     """Topology publications."""
     callback_errors: int = 0
     """Exceptions raised by ``on_topology``/``on_neighbours`` (logged, not fatal)."""
+    dropped: int = 0
+    """New routes, neighbours, interfaces or xroutes refused by the view's bounds
+    (:data:`~meshcore.net.importers.babel.MAX_ROUTES` and its siblings)."""
+    throttled: int = 0
+    """Pauses in reading: babeld sent lines faster than ``max_line_rate``."""
     last_error: str = ""
     """The most recent failure, for ``meshcore node`` status output."""
 
@@ -183,6 +192,9 @@ class BabeldClient:
         settle: float = 0.05,
         max_bad_lines: int = 20,
         family: int | None = 4,
+        max_line_rate: float = 2000.0,
+        line_burst: int = MAX_ROUTES + 8192,
+        min_publish_interval: float = 1.0,
     ) -> None:
         self.address = address if isinstance(address, BabeldAddress) else parse_babeld_address(
             address)
@@ -201,6 +213,11 @@ class BabeldClient:
             raise ValueError(f"max_bad_lines: expected >= 1, got {max_bad_lines!r}")
         if family not in (4, 6, None):
             raise ValueError(f"family: expected 4, 6 or None, got {family!r}")
+        if not (math.isfinite(max_line_rate) and max_line_rate > 0) or line_burst < 1:
+            raise ValueError(f"max_line_rate/line_burst: expected > 0 and >= 1, got "
+                             f"{max_line_rate!r}, {line_burst!r}")
+        if not 0 <= min_publish_interval < math.inf:
+            raise ValueError(f"min_publish_interval: expected >= 0, got {min_publish_interval!r}")
         self.discovery_port = discovery_port
         self.on_topology = on_topology
         self.on_neighbours = on_neighbours
@@ -211,6 +228,12 @@ class BabeldClient:
         self.settle = float(settle)
         self.max_bad_lines = max_bad_lines
         self.family = family
+        self.max_line_rate = float(max_line_rate)
+        self.line_burst = int(line_burst)
+        self.min_publish_interval = float(min_publish_interval)
+        self._tokens = float(line_burst)  # token bucket of lines (full: the first dump)
+        self._tokens_at: float | None = None
+        self._last_publish = -math.inf
         self.state = BabelState(f"<babeld {self.address}>")
         self.stats = BabeldStats()
         self.topology: Topology | None = None
@@ -225,6 +248,8 @@ class BabeldClient:
         self._writer: asyncio.StreamWriter | None = None
         self._publish_handle: asyncio.TimerHandle | None = None
         self._dump_done = False
+        # babeld absent (the example config off OpenWrt): warn once, then rarely.
+        self._quiet = QuietWarning(log, clock=time.monotonic)
 
     # -- lifecycle ------------------------------------------------------
 
@@ -241,7 +266,8 @@ class BabeldClient:
             self.stats.connects += 1
             self._writer = writer
             self.connected = True
-            log.info("connected to babeld at %s", self.address)
+            log.log(logging.DEBUG if self._quiet.failures else logging.INFO,
+                    "connected to babeld at %s", self.address)
             try:
                 await self._session(reader, writer)
                 reason = "babeld closed the connection"
@@ -285,8 +311,8 @@ class BabeldClient:
     def _failed(self, reason: str) -> None:
         self.failures += 1
         self.stats.last_error = reason
-        log.warning("%s; retry %d in about %.1fs", reason, self.failures,
-                    min(self.backoff_max, self.backoff_initial * 2 ** (self.failures - 1)))
+        self._quiet.failed("%s; retry %d in about %.1fs", reason, self.failures,
+                           min(self.backoff_max, self.backoff_initial * 2 ** (self.failures - 1)))
 
     async def _backoff(self) -> None:
         delay = self.next_delay()
@@ -328,6 +354,7 @@ class BabeldClient:
             line = await self._readline(reader)
             if line is None:
                 return
+            await self._throttle()
             try:
                 events = self.state.feed_line(line)
             except TopologyFormatError as exc:
@@ -341,7 +368,15 @@ class BabeldClient:
                 continue
             bad_run = 0
             for event in events:
-                if event.kind in ("ok", "no", "bad"):
+                if event.kind == "dropped":
+                    self.stats.dropped += 1
+                    if self.stats.dropped == 1 or self.stats.dropped % 10000 == 0:
+                        log.warning("babeld view full: %d new %ss dropped so far (bounds: "
+                                    "%d routes, %d per neighbour, %d others)",
+                                    self.stats.dropped, event.object, self.state.max_routes,
+                                    self.state.max_routes_per_neighbour,
+                                    self.state.max_objects)
+                elif event.kind in ("ok", "no", "bad"):
                     replies += 1
                     if event.kind != "ok":
                         log.warning("babeld answered %r %s", event.kind, event.id)
@@ -350,6 +385,7 @@ class BabeldClient:
                             raise _SessionFailure(f"babeld refused 'monitor' ({event.kind})")
                         self._dump_done = True
                         self.failures = 0  # a healthy session: the backoff starts over
+                        self._quiet.cleared("babeld at %s answers again", self.address)
                         self.stats.dumps += 1
                         self._publish()
                 elif event.kind in ("add", "change", "flush") and self._dump_done:
@@ -357,10 +393,34 @@ class BabeldClient:
 
     # -- publishing -----------------------------------------------------
 
+    async def _throttle(self) -> None:
+        """Take one line from the token bucket; sleep when babeld outruns it.
+
+        A local babeld that floods route lines must not hold the loop at 100%
+        CPU: past ``line_burst`` lines, at most ``max_line_rate`` lines a second
+        are parsed (the kernel's socket buffer and babeld hold the rest).
+        """
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._tokens_at is not None:
+            self._tokens = min(float(self.line_burst),
+                               self._tokens + (now - self._tokens_at) * self.max_line_rate)
+        self._tokens_at = now
+        if self._tokens < 1.0:
+            # Sleep for a batch (50 ms of lines), not for each line.
+            batch = max(1.0, self.max_line_rate * 0.05)
+            self.stats.throttled += 1
+            await asyncio.sleep((batch - self._tokens) / self.max_line_rate)
+            self._tokens, self._tokens_at = batch, loop.time()
+        self._tokens -= 1.0
+
     def _schedule_publish(self) -> None:
+        # Coalesce a burst for ``settle`` seconds, and publish at most once per
+        # ``min_publish_interval``: each publication rebuilds the whole view.
         if self._publish_handle is None:
             loop = asyncio.get_running_loop()
-            self._publish_handle = loop.call_later(self.settle, self._publish)
+            delay = max(self.settle, self._last_publish + self.min_publish_interval - loop.time())
+            self._publish_handle = loop.call_later(delay, self._publish)
 
     def _cancel_publish(self) -> None:
         if self._publish_handle is not None:
@@ -369,6 +429,8 @@ class BabeldClient:
 
     def _publish(self) -> None:
         self._publish_handle = None
+        with contextlib.suppress(RuntimeError):  # no running loop: a direct call in a test
+            self._last_publish = asyncio.get_running_loop().time()
         try:
             topology = self.state.to_topology()
         except TopologyFormatError as exc:

@@ -20,8 +20,11 @@ When ``[net.babeld]`` is configured, a
 discovery's unicast targets beyond the segment (``DaemonNeighbours``) and
 its costs on this router's own links become ``LinkChange`` events; its
 topology is kept (and logged as diffs). Everything runs on one asyncio loop;
-SIGTERM and SIGINT stop it cleanly (sockets closed, the analytics windows
-flushed to the rollup store, a last status written).
+SIGTERM, SIGINT and SIGHUP stop it cleanly (sockets closed, the analytics
+windows flushed to the rollup store, a last status written). The state
+folder is locked while the node runs (:class:`~meshcore._lock.StateLock`,
+``<state folder>/node.lock``): a second ``node run`` on it exits 1 naming the
+first one's pid.
 
 With ``[node] service_port`` set, the router's messages to its peers travel
 over the authenticated HTTP transport (:mod:`meshcore.node.transport`):
@@ -86,6 +89,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import random
 import secrets
 import signal
@@ -97,20 +101,22 @@ from pathlib import Path
 from typing import Any
 
 from meshcore._files import write_atomic
+from meshcore._lock import StateLock
 from meshcore.analytics.events import Collector, StoreRollup
 from meshcore.analytics.exporters import prometheus_text
 from meshcore.analytics.exporters import write_textfile as _write_prom
 from meshcore.analytics.rollups import RollupStore
-from meshcore.analytics.settings import AnalyticsSettings
+from meshcore.analytics.settings import AnalyticsSettings, rollup_path
 from meshcore.cache import Evicted, FreeChunk, ItemRejected, StoreChunk
 from meshcore.clock import Calendar, ClockStep
-from meshcore.config import Config, Section
+from meshcore.config import Config, Section, state_dir
 from meshcore.content.driver import ContentStorage
 from meshcore.content.node import ContentNode
 from meshcore.content.settings import ContentSettings
-from meshcore.errors import AccessDeniedError, DecodeError, StorageError
+from meshcore.errors import AccessDeniedError, DecodeError, StateLockedError, StorageError
 from meshcore.identity import Principal
 from meshcore.kernels import blake2b_256
+from meshcore.net._beacon import node_id_problem, printable
 from meshcore.net.discovery import (
     Discovery,
     DiscoverySettings,
@@ -137,7 +143,7 @@ from .babeld import BabeldAddress, BabeldClient, parse_babeld_address
 from .transport import ChunkStream, NodeTransport, TransportSettings
 from .udp import UdpDriver
 
-__all__ = ["BabeldSettings", "NodeDaemon", "NodeSettings", "default_node_id"]
+__all__ = ["BabeldSettings", "NodeDaemon", "NodeSettings", "default_node_id", "status_path"]
 
 log = logging.getLogger("meshcore.node")
 
@@ -145,9 +151,14 @@ log = logging.getLogger("meshcore.node")
 #: of the community (it holds the key), never a curator or admin.
 NODE_PRINCIPAL = Principal("peer-router", "member")
 
-NODE_KEYS = ("id", "service_port", "bind", "status_file", "status_interval", "log_level")
+ROUTER_NODE_KEYS = ("egress_rate", "fetch_window", "query_timeout", "request_timeout")
+"""``[node]`` keys the router reads (:meth:`RouterSettings.from_config`)."""
+NODE_KEYS = ("id", "service_port", "bind", "state_dir", "status_file", "status_interval",
+             "log_level", *ROUTER_NODE_KEYS)
 BABELD_KEYS = ("address", "reconnect_initial", "reconnect_max", "connect_timeout")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+STATUS_NAME = "status.json"
+"""The status file's name in the state folder when ``[node] status_file`` is not set."""
 _DROP_REASONS = ("malformed", "auth", "replay", "oversize", "version", "self")
 
 
@@ -172,6 +183,8 @@ class NodeSettings:
     status_file: str = ""
     status_interval: float = 2.0
     log_level: str = "info"
+    state_dir: str = ""
+    """The state folder, locked while the node runs ("" = no lock: an embedded node)."""
     babeld: BabeldSettings | None = None
     analytics: AnalyticsSettings | None = None
     """``[analytics]`` when present and enabled; None = analytics off."""
@@ -195,29 +208,37 @@ class NodeSettings:
         net = config.section("net")
         discovery = DiscoverySettings.from_config(net)
         node_id = node.get_str("id", "") or default_node_id()
-        if not 1 <= len(node_id.encode("utf-8")) <= 64 or any(c.isspace() for c in node_id):
-            raise node.error("id", f"expected 1..64 bytes without spaces, got {node_id!r}")
+        problem = node_id_problem(node_id)
+        if problem is not None:
+            raise node.error("id", problem)
         bind = node.get_str("bind", "0.0.0.0")
         try:
             socket.inet_aton(bind)
         except OSError:
             raise node.error("bind", f"expected an IPv4 address, got {bind!r}") from None
-        status_interval = node.get_duration("status_interval", 2.0)
+        status_interval = node.get_duration("status_interval", 2.0, max=3600)
         if status_interval <= 0:
             raise node.error("status_interval", "expected a duration > 0")
+        state = state_dir(config)
         return cls(
             discovery=discovery,
             node_id=node_id,
             service_port=node.get_int("service_port", 0, min=0, max=65535),
             bind=bind,
-            status_file=node.get_str("status_file", ""),
+            status_file=status_path(config),
             status_interval=status_interval,
             log_level=node.get_str("log_level", "info", choices=LOG_LEVELS),
+            state_dir=str(state),
             babeld=_babeld_settings(net),
             analytics=_analytics_settings(config),
             router=RouterSettings.from_config(config),
             content=ContentSettings.from_config(config) if "content" in config else None,
         )
+
+
+def status_path(config: Config) -> str:
+    """``[node] status_file``, else ``<state folder>/status.json``; ``""`` = no status file."""
+    return config.section("node").get_str("status_file", str(state_dir(config) / STATUS_NAME))
 
 
 def _analytics_settings(config: Config) -> AnalyticsSettings | None:
@@ -231,7 +252,8 @@ def _analytics_settings(config: Config) -> AnalyticsSettings | None:
         # node_exporter reads only *.prom: refuse at startup, not at every write.
         raise config.section("analytics").error(
             "textfile_path", f"expected a path ending in .prom, got {path!r}")
-    return settings
+    # The daemon is the rollups' writer: resolve the default (in the state folder) here.
+    return dataclasses.replace(settings, rollup_path=str(rollup_path(config, settings)))
 
 
 def _babeld_settings(net: Section) -> BabeldSettings | None:
@@ -323,6 +345,8 @@ class NodeDaemon:
         self.core_started: float | None = None
         """The core's clock (``time.monotonic``) when discovery started."""
         self._stop: asyncio.Event | None = None
+        self._state_lock: StateLock | None = None
+        self._transport_port = 0
         self._status_dirty = False
         self._next_prune = 0.0
 
@@ -338,11 +362,40 @@ class NodeDaemon:
 
     async def run(self, *, duration: float | None = None) -> int:
         """Run until stopped; returns 0. Raises OSError when the UDP port cannot be bound."""
-        s = self.settings
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self.started_at = time.monotonic()
-        self._open_storage()
+        self._lock_state()
+        try:
+            return await self._run(loop, duration)
+        finally:
+            if self._state_lock is not None:
+                self._state_lock.release()
+                self._state_lock = None
+
+    def _lock_state(self) -> None:
+        """One node per state folder: a second ``node run`` on it fails at once.
+
+        Two daemons on one folder would both write its status file, rollups
+        and content store. Raises :class:`~meshcore.errors.StateLockedError`
+        naming the holder's pid (the CLI prints it and exits 1).
+        """
+        if not self.settings.state_dir:
+            return
+        lock = StateLock(self.settings.state_dir, "node",
+                         purpose=f"node run {self.settings.node_id}")
+        if lock.held:  # another NodeDaemon of this process
+            raise StateLockedError(str(lock.path), f"{os.getpid()} node run",
+                                   self.settings.state_dir)
+        self._state_lock = lock.acquire(wait=False)
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, duration: float | None) -> int:
+        s = self.settings
+        try:
+            self._open_storage()
+        except BaseException:
+            self._close_storage()
+            raise
         self.driver = UdpDriver(self.router, settings=s.discovery, bind_host=s.bind,
                                 on_event=self._on_effect)
         self.core_started = loop.time()
@@ -351,6 +404,7 @@ class NodeDaemon:
             if s.service_port:
                 self.transport = self._make_transport()
                 await self.transport.start()
+                self._transport_port = self.transport.port  # kept for the last status
         except BaseException:
             self.driver.close()
             self._close_storage()
@@ -412,8 +466,10 @@ class NodeDaemon:
         return 0
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        # SIGHUP (the terminal went away, or an operator's `kill -HUP`) stops
+        # the node cleanly too; it does not reload the config (restart for that).
         installed = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             try:
                 loop.add_signal_handler(sig, self.stop)
             except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
@@ -430,6 +486,11 @@ class NodeDaemon:
             self.storage = ContentStorage(self.content, node_id=s.node_id)
         a = s.analytics
         if a is not None and a.rollup_path:
+            try:
+                Path(a.rollup_path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"{a.rollup_path}: cannot create its folder: "
+                                   f"{exc.strerror or exc}", path=a.rollup_path) from None
             self.rollups = RollupStore(a.rollup_path, retention={
                 "minute": a.retention_minutes, "hour": a.retention_hours,
                 "day": a.retention_days})
@@ -591,24 +652,26 @@ class NodeDaemon:
                         self.content.catalog.mark_present(digest)
             except (DecodeError, AccessDeniedError, StorageError) as exc:
                 log.warning("manifest of %s from %r refused: %s", key.hex()[:16],
-                            done.source, exc)
+                            done.source, printable(str(exc)))
 
         self._spawn(index())
 
     def _on_peer_event(self, event: object) -> None:
+        # Ids, host names and interfaces came from peers: escaped (printable),
+        # so no id can end a log line and forge the next one.
         self._status_dirty = True
         if isinstance(event, PeerJoined):
             p = event.peer
-            how = (f"multicast on {p.interface or 'default interface'}" if p.via_multicast
-                   else f"via {p.via}" if p.via else "unicast")
-            addr = f"{p.addr[0]}:{p.addr[1]}" if p.addr else "?"
-            log.info("peer joined %s at %s (%s, %d hop%s)", p.node_id, addr, how, p.hops,
-                     "" if p.hops == 1 else "s")
+            how = (f"multicast on {printable(p.interface or 'default interface')}"
+                   if p.via_multicast else f"via {printable(p.via)}" if p.via else "unicast")
+            addr = printable(f"{p.addr[0]}:{p.addr[1]}") if p.addr else "?"
+            log.info("peer joined %s at %s (%s, %d hop%s)", printable(p.node_id), addr, how,
+                     p.hops, "" if p.hops == 1 else "s")
         elif isinstance(event, PeerLeft):
-            log.info("peer left %s (%s)", event.node_id, event.reason)
+            log.info("peer left %s (%s)", printable(event.node_id), event.reason)
         elif isinstance(event, PeerChanged):
             level = logging.INFO if "state" in event.fields else logging.DEBUG
-            log.log(level, "peer %s changed %s (state %s)", event.peer.node_id,
+            log.log(level, "peer %s changed %s (state %s)", printable(event.peer.node_id),
                     ", ".join(event.fields), event.peer.state)
 
     def _feed(self, event: object) -> None:
@@ -634,11 +697,11 @@ class NodeDaemon:
             return
         diff = old.diff(topology)
         for change in diff.changed_links:
-            log.info("babeld link %s -> %s: cost %s -> %s", change.source, change.target,
-                     _cost(change.old_cost), _cost(change.new_cost))
+            log.info("babeld link %s -> %s: cost %s -> %s", printable(change.source),
+                     printable(change.target), _cost(change.old_cost), _cost(change.new_cost))
         if diff.added_nodes or diff.removed_nodes:
             log.info("babeld routers added %s, removed %s", list(diff.added_nodes),
-                     list(diff.removed_nodes))
+                     list(diff.removed_nodes))  # lists print their strings' repr
 
     def _record_links(self, old: Topology | None, new: Topology) -> None:
         """babeld costs of this router's own links -> LinkChange events for the router."""
@@ -762,7 +825,7 @@ class NodeDaemon:
         if self.transport is not None:
             out["transport"] = {**self.transport.stats.as_dict(),
                                 "unauthenticated_by_reason": dict(self.transport.verifier.refused),
-                                "port": self.transport.port}
+                                "port": self._transport_port}
         if core is not None:
             out["peers"] = [
                 {
@@ -783,7 +846,8 @@ class NodeDaemon:
             ]
             out["discovery"] = core.stats.as_dict()
         if driver is not None:
-            out["udp"] = driver.stats.as_dict()
+            out["udp"] = {**driver.stats.as_dict(),
+                          "kernel_drops_supported": driver.kernel_drops_supported}
         if self.analytics is not None:
             out["analytics"] = {"textfile_errors": self.textfile_errors}
         if self.babeld is not None:

@@ -38,13 +38,20 @@ so it carries the bound address when there is one; with ``0.0.0.0`` the
 kernel picks the interface's own address, the right source on a router with
 several interfaces.
 
+Datagrams the kernel drops before they are read (a receive buffer that
+filled while the loop was busy) are counted too: both sockets set
+``SO_RXQ_OVFL``, so each datagram read carries the socket's drop count, and
+``UdpStats.kernel_drops`` adds what is new.
+
 Failures are counted in :class:`UdpStats` and logged (the first few, then
 one in a hundred), never raised: a send that fails with ``ENETUNREACH``,
 ``EPERM`` (a firewall), ``ENODEV`` or ``ENXIO`` (interface gone) is a lost
 datagram, which the protocol already tolerates; a full socket buffer
 (``EAGAIN``) drops the datagram too. Interfaces that are missing or cannot
 join are retried every ``rejoin_interval`` seconds (an OpenWrt bridge may
-come up after the daemon). Malformed datagrams are the core's business: it
+come up after the daemon); the warning is logged once, then again after 1,
+2, 4, ... minutes (at most hourly) while it persists
+(:class:`~meshcore.node._quiet.QuietWarning`). Malformed datagrams are the core's business: it
 counts them in ``core.stats.dropped_*``.
 """
 
@@ -56,6 +63,7 @@ import errno
 import logging
 import socket
 import struct
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 
@@ -71,6 +79,7 @@ from meshcore.net.discovery import (
     SendUnicast,
     Start,
 )
+from meshcore.node._quiet import QuietWarning
 
 __all__ = ["UdpDriver", "UdpStats"]
 
@@ -79,10 +88,12 @@ log = logging.getLogger("meshcore.node.udp")
 # Linux values; the socket module lacks some of them.
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
 _PKTINFO = struct.Struct("@i4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
 _MREQN = struct.Struct("@4s4si")  # struct ip_mreqn: multiaddr, address, ifindex
+_OVFL = struct.Struct("@I")  # SO_RXQ_OVFL: the socket's drop count (uint32)
 _RECV_SIZE = 65535
-_CMSG_SIZE = socket.CMSG_SPACE(_PKTINFO.size)
+_CMSG_SIZE = socket.CMSG_SPACE(_PKTINFO.size) + socket.CMSG_SPACE(_OVFL.size)
 _BATCH = 64  # datagrams read per wake-up before yielding to the loop
 
 
@@ -100,6 +111,9 @@ class UdpStats:
     """Sends dropped because the socket buffer was full."""
     receive_errors: int = 0
     """Errors reading a socket."""
+    kernel_drops: int = 0
+    """Datagrams the kernel dropped before we read them (receive buffer full),
+    both sockets, as ``SO_RXQ_OVFL`` reports them with the next datagram read."""
     join_failures: int = 0
     """Failed attempts to join the group on an interface (missing, down)."""
     timer_runs: int = 0
@@ -166,6 +180,10 @@ class UdpDriver:
         self._missing: set[str] = set()
         self._closed = False
         self._logged: dict[str, int] = {}
+        self._quiet: dict[str, QuietWarning] = {}  # interface -> its join warnings
+        self._drops: dict[bool, int] = {False: 0, True: 0}  # kernel count per socket
+        self.kernel_drops_supported = False
+        """Whether the kernel reports receive drops (``SO_RXQ_OVFL``, Linux >= 2.6.33)."""
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -256,6 +274,7 @@ class UdpDriver:
                 sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            self._ask_drops(sock)
             sock.bind((self.bind_host, self.port))
         except OSError:
             sock.close()
@@ -269,12 +288,23 @@ class UdpDriver:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            self._ask_drops(sock)
             # Bound to the group: only datagrams sent to it arrive here.
             sock.bind((self.group, self.port))
         except OSError:
             sock.close()
             raise
         return sock
+
+    def _ask_drops(self, sock: socket.socket) -> None:
+        # A full receive buffer drops datagrams in the kernel, unseen by any
+        # counter of ours; SO_RXQ_OVFL attaches the socket's drop count to
+        # every datagram read (socket(7)).
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        except OSError:
+            return
+        self.kernel_drops_supported = True
 
     def _join_all(self) -> None:
         if self._mcast is None or self._closed:
@@ -287,8 +317,8 @@ class UdpDriver:
             except OSError:
                 self._missing.add(name)
                 self.stats.join_failures += 1
-                self._log("join", "interface %r not found; will retry every %.0fs", name,
-                          self.rejoin_interval)
+                self._quiet_for(name).failed("interface %r not found; retrying every %.0fs",
+                                             name, self.rejoin_interval)
                 continue
             if self._joined.get(name) == index:
                 continue
@@ -299,16 +329,28 @@ class UdpDriver:
                 if exc.errno != errno.EADDRINUSE:  # EADDRINUSE: already a member
                     self._missing.add(name)
                     self.stats.join_failures += 1
-                    self._log("join", "cannot join %s on %r: %s", self.group, name or "default",
-                              exc.strerror or exc)
+                    self._quiet_for(name).failed("cannot join %s on %r: %s", self.group,
+                                                 name or "default", exc.strerror or exc)
                     continue
             self._joined[name] = index
             self._missing.discard(name)
-            log.info("joined %s:%d on %s", self.group, self.port, name or "default interface")
+            quiet = self._quiet.get(name)
+            if quiet is not None and quiet.failures:
+                quiet.cleared("joined %s:%d on %s", self.group, self.port,
+                              name or "default interface")
+            else:
+                log.info("joined %s:%d on %s", self.group, self.port, name or "default interface")
         if self._loop is not None:
             if self._rejoin is not None:
                 self._rejoin.cancel()
             self._rejoin = self._loop.call_later(self.rejoin_interval, self._rejoin_tick)
+
+    def _quiet_for(self, name: str) -> QuietWarning:
+        quiet = self._quiet.get(name)
+        if quiet is None:
+            clock = self._loop.time if self._loop is not None else time.monotonic
+            quiet = self._quiet[name] = QuietWarning(log, clock=clock)
+        return quiet
 
     def _rejoin_tick(self) -> None:
         # Interfaces can be missing at boot or re-created (a new ifindex):
@@ -338,8 +380,22 @@ class UdpDriver:
                 self._log("recv", "receive error: %s", exc.strerror or exc)
                 break
             self.stats.received += 1
+            self._count_drops(ancdata, via_multicast)
             interface = self._arrival_interface(ancdata, via_multicast)
             host.feed(Datagram(data, (addr[0], addr[1]), interface, via_multicast))
+
+    def _count_drops(self, ancdata, via_multicast: bool) -> None:
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(payload) >= _OVFL.size:
+                total = _OVFL.unpack_from(payload)[0]
+                # The kernel's count since the socket opened, modulo 2**32.
+                new = (total - self._drops[via_multicast]) & 0xFFFFFFFF
+                if new:
+                    self._drops[via_multicast] = total
+                    self.stats.kernel_drops += new
+                    self._log("drops", "the kernel dropped %d datagrams (receive buffer full)",
+                              new)
+                return
 
     def _arrival_interface(self, ancdata, via_multicast: bool) -> str | None:
         for level, kind, payload in ancdata:
@@ -404,8 +460,13 @@ class UdpDriver:
             self.stats.send_errors += 1
             if interface and exc.errno in (errno.ENODEV, errno.ENXIO, errno.ENOENT):
                 self._joined.pop(interface, None)  # gone: the rejoin tick looks again
-            self._log("send", "multicast on %s failed: %s", interface or "default interface",
-                      exc.strerror or exc)
+            if interface in self._missing:
+                # Already warned about (quietly) by the join: one warning, not two streams.
+                self._quiet_for(interface).failed("multicast on %r failed: %s", interface,
+                                                  exc.strerror or exc)
+            else:
+                self._log("send", "multicast on %s failed: %s",
+                          interface or "default interface", exc.strerror or exc)
             return
         self.stats.sent += 1
 

@@ -71,6 +71,12 @@ Host prefixes (``/32``, ``/128``) a router originates become its
 ``prefixes`` property; a router that originates a default route
 (``0.0.0.0/0`` or ``::/0``) gets ``gateway = True``.
 
+Bounds: a state keeps at most :data:`MAX_ROUTES` routes,
+:data:`MAX_ROUTES_PER_NEIGHBOUR` through one next hop and :data:`MAX_OBJECTS`
+interfaces, neighbours and xroutes; a new object beyond them is dropped,
+counted in ``BabelState.dropped`` and reported as a ``dropped`` event
+(updates and flushes of kept objects always apply).
+
 Sources: babeld ``local.c``, ``route.h`` (``route_metric = refmetric + cost +
 add_metric``), babeld(8); RFC 8966 section 3.5 (metric computation).
 """
@@ -90,6 +96,9 @@ from meshcore.net.topology import Topology
 __all__ = [
     "FORMAT",
     "INFINITY",
+    "MAX_OBJECTS",
+    "MAX_ROUTES",
+    "MAX_ROUTES_PER_NEIGHBOUR",
     "BabelEvent",
     "BabelInterface",
     "BabelNeighbour",
@@ -107,6 +116,16 @@ INFINITY = BABEL_INFINITY
 
 # babeld's buffers are 512 bytes per line; anything much longer is not babeld.
 _MAX_LINE = 4096
+
+# Bounds of one babeld's view (a flooding local babeld must not take a
+# router's RAM: a route record is about 1 KB with its strings). A mesh of
+# 4,000 routers with a few prefixes each fits.
+MAX_ROUTES = 65536
+"""Route records kept at most (new ones beyond are counted in ``BabelState.dropped``)."""
+MAX_ROUTES_PER_NEIGHBOUR = 16384
+"""Route records kept at most through one next hop."""
+MAX_OBJECTS = 4096
+"""Interfaces, neighbours and xroutes kept at most, each."""
 
 _KINDS = frozenset({"add", "change", "flush"})
 _HEADER_KEYS = frozenset({"version", "host", "my-id"})
@@ -196,8 +215,9 @@ class BabelEvent:
     ``object`` is ``"interface"``, ``"neighbour"``, ``"route"`` or ``"xroute"``,
     ``id`` the handle and ``record`` the parsed object, ``None`` for a flush of an
     object never seen); ``"header"`` for the greeting (``object`` is ``"BABEL"``,
-    ``"version"``, ``"host"`` or ``"my-id"``, ``id`` the value); or a reply
-    ``"ok"``, ``"no"``, ``"bad"`` (``id`` holds the message of ``no``).
+    ``"version"``, ``"host"`` or ``"my-id"``, ``id`` the value); a reply
+    ``"ok"``, ``"no"``, ``"bad"`` (``id`` holds the message of ``no``); or
+    ``"dropped"`` for a new object refused by the state's bounds.
     """
 
     kind: str
@@ -238,8 +258,22 @@ class BabelState:
     reconnect babeld sends a full dump again) but keeps the line count.
     """
 
-    def __init__(self, path: str = "<babeld socket>") -> None:
+    def __init__(self, path: str = "<babeld socket>", *, max_routes: int = MAX_ROUTES,
+                 max_routes_per_neighbour: int = MAX_ROUTES_PER_NEIGHBOUR,
+                 max_objects: int = MAX_OBJECTS) -> None:
+        for name, value in (("max_routes", max_routes),
+                            ("max_routes_per_neighbour", max_routes_per_neighbour),
+                            ("max_objects", max_objects)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
         self.path = path
+        self.max_routes = max_routes
+        self.max_routes_per_neighbour = max_routes_per_neighbour
+        self.max_objects = max_objects
+        self.dropped: dict[str, int] = {}
+        """New objects refused because their table was full, by object kind
+        (``"route"``, ``"neighbour"``, ...): what a flooding babeld cost us."""
+        self._per_hop: dict[tuple[str, str], int] = {}  # (via, ifname) -> routes
         self.line_number = 0
         self.protocol_version: str | None = None
         self.version: str | None = None
@@ -264,6 +298,7 @@ class BabelState:
         self._routes.clear()
         self._xroutes.clear()
         self._hop_rid.clear()
+        self._per_hop.clear()
 
     def interfaces(self) -> list[BabelInterface]:
         """Interfaces, sorted by name."""
@@ -360,13 +395,41 @@ class BabelState:
             old = table.pop(handle, None)
             if isinstance(old, BabelNeighbour):
                 self._hop_rid.pop((old.address, old.interface), None)
+            elif isinstance(old, BabelRoute):
+                self._count_hop(old, -1)
             return BabelEvent(kind, obj, handle, old)
         parser = getattr(self, f"_parse_{obj}")
         record = parser(handle, pairs)
+        old = table.get(handle)
+        if old is None and not self._room_for(obj, table, record):
+            self.dropped[obj] = self.dropped.get(obj, 0) + 1
+            return BabelEvent("dropped", obj, handle, record)
+        if isinstance(old, BabelRoute):
+            self._count_hop(old, -1)
+        if isinstance(record, BabelRoute):
+            self._count_hop(record, +1)
         table[handle] = record
         if isinstance(record, BabelRoute) and record.refmetric == 0:
             self._hop_rid[(record.via, record.interface)] = record.router_id
         return BabelEvent(kind, obj, handle, record)
+
+    def _room_for(self, obj: str, table: dict, record: object) -> bool:
+        # A local babeld is trusted to speak its grammar, not to be small: a
+        # flood of distinct route lines must not grow the daemon without bound.
+        if obj != "route":
+            return len(table) < self.max_objects
+        if len(table) >= self.max_routes:
+            return False
+        hop = (record.via, record.interface)  # type: ignore[attr-defined]
+        return self._per_hop.get(hop, 0) < self.max_routes_per_neighbour
+
+    def _count_hop(self, route: BabelRoute, delta: int) -> None:
+        hop = (route.via, route.interface)
+        n = self._per_hop.get(hop, 0) + delta
+        if n > 0:
+            self._per_hop[hop] = n
+        else:
+            self._per_hop.pop(hop, None)
 
     def _table(self, obj: str) -> dict:
         if obj == "neighbour":
