@@ -88,20 +88,21 @@ def output_file(path: str | Path, *, durable: bool = True) -> Iterator[BinaryIO]
     OSError (``IsADirectoryError`` for a folder, ``ENXIO`` for a FIFO
     without a reader, ``EINVAL`` for a block device or socket).
     """
-    target = os.path.realpath(path)  # follows links; the link itself is left alone
     try:
-        st = os.stat(target)
+        st = os.stat(path)  # follows links, /proc/self/fd's magic ones included
     except FileNotFoundError:
         st = None
     if st is not None and (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
-        # O_NONBLOCK: open(2) of a FIFO without a reader fails with ENXIO at
-        # once instead of blocking; cleared before writing.
-        fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        # Opened by its own name: /dev/stdout -> /proc/self/fd/1 -> "pipe:[N]"
+        # has no path to resolve. O_NONBLOCK: open(2) of a FIFO without a
+        # reader fails with ENXIO at once instead of blocking; cleared before writing.
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
         with os.fdopen(fd, "wb") as f:
             yield f
         return
+    target = os.path.realpath(path)  # follows links; the link itself is left alone
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     if st is not None and not stat.S_ISREG(st.st_mode):

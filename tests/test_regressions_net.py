@@ -98,8 +98,9 @@ def test_the_config_id_follows_the_same_rule(bad, tmp_path, capsys):
     from meshcore.node.daemon import NodeSettings
 
     escaped = json.dumps(bad)  # a TOML basic string accepts JSON's escapes
-    text = f'[node]\nid = {escaped}\nstate_dir = "{tmp_path}"\n[net]\ncommunity_key = "{"p" * 12}"\n'
-    with pytest.raises(ConfigError, match="node.id"):
+    text = (f'[node]\nid = {escaped}\nstate_dir = "{tmp_path}"\n'
+            f'[net]\ncommunity_key = "{"p" * 12}"\n')
+    with pytest.raises(ConfigError, match=r"node\.id"):
         NodeSettings.from_config(parse_config(text, "node.toml"))
 
 

@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
+from test_node_daemon import _babeld_dump, _fake_babeld
 
 from meshcore.analytics.rollups import RollupStore
 from meshcore.config import parse_config
 from meshcore.net.discovery import Discovery, DiscoverySettings
 from meshcore.node.daemon import NodeDaemon, NodeSettings
 from meshcore.node.udp import UdpDriver
-from test_node_daemon import _babeld_dump, _fake_babeld
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = 'community_key = "hex:00112233445566778899aabbccddeeff"'
@@ -69,7 +69,7 @@ def test_a_second_node_on_the_same_state_folder_exits_1_naming_the_first(tmp_pat
     try:
         _wait_for(lambda: (state / "status.json").exists())
         second = _spawn(config, "--duration", "5")
-        out, err = second.communicate(timeout=30)
+        _out, err = second.communicate(timeout=30)
         assert second.returncode == 1, err
         lines = [line for line in err.splitlines() if line.startswith("meshcore:")]
         assert len(lines) == 1 and f"pid {first.pid}" in lines[0] and "node run" in lines[0]
@@ -118,7 +118,7 @@ def test_sighup_stops_the_node_cleanly_with_a_last_status(tmp_path):
     first = json.loads(status.read_text())["time"]
     time.sleep(0.2)
     node.send_signal(signal.SIGHUP)
-    out, err = node.communicate(timeout=30)
+    _out, err = node.communicate(timeout=30)
     assert node.returncode == 0, err
     assert "node solo stopped" in err
     assert json.loads(status.read_text())["time"] > first  # written again on the way out

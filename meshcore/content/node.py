@@ -273,6 +273,8 @@ class ContentNode:
                 for data in chunks:
                     f.write(data)
                     written += len(data)
+        except BrokenPipeError:
+            raise  # the reader of a pipe went away (`-o /dev/stdout | head`): not a storage fault
         except OSError as exc:
             raise StorageError(f"{dest}: cannot write: {exc.strerror or exc}",
                                path=str(dest)) from exc

@@ -129,6 +129,8 @@ def _write_atomic(path: str, text: str) -> None:
     # visualiser); a device or FIFO is written as a stream, a link followed.
     try:
         write_output(path, text)
+    except BrokenPipeError:
+        raise  # `-o /dev/stdout | head`: the reader went away; the command exits quietly
     except OSError as exc:
         raise _UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
