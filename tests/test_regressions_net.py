@@ -238,3 +238,152 @@ def test_the_new_counters_are_in_the_status():
     for name in ("replies_rate_limited", "responses_withheld", "response_bytes_withheld",
                  "peers_evicted", "peers_refused"):
         assert stats[name] == 0
+
+
+# -- 10. importers report wrong types and absurd nesting -------------------------------------
+
+
+def test_netjson_cost_as_a_string_is_reported():
+    from meshcore.errors import TopologyFormatError
+    from meshcore.net.importers import import_topology
+
+    doc = {"type": "NetworkGraph", "protocol": "olsr", "version": "1", "metric": "etx",
+           "nodes": [{"id": "a"}, {"id": "b"}],
+           "links": [{"source": "a", "target": "b", "cost": "1.0"}]}
+    with pytest.raises(TopologyFormatError, match=r"links\[0\]\.cost.*string"):
+        import_topology("map.json", text=json.dumps(doc))
+
+
+def test_cnml_nested_200000_deep_is_refused_not_empty(tmp_path, capsys):
+    path = tmp_path / "deep.cnml"
+    path.write_text('<?xml version="1.0"?><cnml version="0.1">' + "<zone>" * 200_000
+                    + "</zone>" * 200_000 + "</cnml>")
+    assert main(["topology", "import", str(path), "-o", str(tmp_path / "out.json")]) == 1
+    err = capsys.readouterr().err
+    assert "nested more than" in err and len(err.strip().splitlines()) == 1  # was: 0 nodes, 0
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_a_topology_file_over_the_cap_is_refused_before_it_is_read(tmp_path, capsys):
+    from meshcore.net.importers import MAX_FILE_BYTES
+
+    path = tmp_path / "huge.json"
+    with open(path, "wb") as f:
+        f.truncate(MAX_FILE_BYTES + 1)  # sparse: costs no disk
+    assert main(["topology", "import", str(path)]) == 1
+    assert "limit" in capsys.readouterr().err
+
+
+# -- 2. topology import -o never replaces a device or a link ---------------------------------
+
+
+def test_topology_import_to_dev_null_and_through_a_link(tmp_path, capsys):
+    import os
+
+    src = tmp_path / "map.json"
+    src.write_text(json.dumps({"type": "NetworkGraph", "protocol": "olsr", "version": "1",
+                               "metric": "etx", "nodes": [{"id": "a"}, {"id": "b"}],
+                               "links": [{"source": "a", "target": "b", "cost": 1.0}]}))
+    null = tmp_path / "null"
+    os.mknod(null, 0o666 | __import__("stat").S_IFCHR, os.makedev(1, 3)) if os.geteuid() == 0 \
+        else os.symlink("/dev/null", null)
+    assert main(["topology", "import", str(src), "-o", str(null)]) == 0
+    assert null.is_char_device() or (null.is_symlink() and os.readlink(null) == "/dev/null")
+    target = tmp_path / "real.json"
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    assert main(["topology", "import", str(src), "-o", str(link)]) == 0
+    assert link.is_symlink() and json.loads(target.read_text())["type"] == "NetworkGraph"
+
+
+# -- tracebacks: node peers on a status file of the wrong shape ------------------------------
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ('{"peers": "x"}', "peers: expected a list"),
+    ("[]", "expected a JSON object"),
+    ('{"peers": [{"node_id": "a", "hops": 1}]}', "peers[0]: no 'state'"),
+    ('{"peers": [7]}', "peers[0]: expected an object"),
+    ('{"peers": [{"node_id": "a", "state": "alive", "hops": "1"}]}', "peers[0].hops"),
+    ("[" * 100_000, "not a node status file"),
+])
+def test_node_peers_on_a_status_file_of_the_wrong_shape_is_one_line(tmp_path, capsys, content,
+                                                                    problem):
+    status = tmp_path / "status.json"
+    status.write_text(content)
+    cfg = tmp_path / "node.toml"
+    cfg.write_text(f'[node]\nstatus_file = "{status}"\n[net]\ncommunity_key = "{"p" * 12}"\n')
+    assert main(["node", "peers", "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert problem in err
+
+
+# -- 11. a flooding babeld ---------------------------------------------------------------------
+
+
+def test_the_babeld_view_is_bounded_and_counts_what_it_drops():
+    from meshcore.net.importers.babel import BabelState
+
+    state = BabelState(max_routes=1000, max_routes_per_neighbour=300)
+    state.feed(["BABEL 1.0", "my-id 02:00:00:00:00:00:00:01", "ok"])
+    for hop in range(5):
+        for i in range(400):  # 2,000 distinct routes through 5 next hops
+            state.feed_line(f"add route r{hop}-{i} prefix 10.{hop}.{i // 256}.{i % 256}/32 "
+                            f"from 0.0.0.0/0 installed yes id 02:00:00:00:00:00:{hop:02x}:02 "
+                            f"metric 256 refmetric 0 via fe80::{hop + 1} if eth0")
+    routes = state.routes()
+    assert len(routes) == 1000
+    assert max(sum(1 for r in routes if r.via == f"fe80::{h + 1}") for h in range(5)) == 300
+    assert state.dropped == {"route": 1000}
+    # Updates of kept routes still apply, and a flush makes room.
+    state.feed_line("flush route r0-0 prefix 10.0.0.0/32 from 0.0.0.0/0 installed yes "
+                    "id 02:00:00:00:00:00:00:02 metric 256 refmetric 0 via fe80::1 if eth0")
+    state.feed_line("add route new prefix 10.9.9.9/32 from 0.0.0.0/0 installed yes "
+                    "id 02:00:00:00:00:00:00:02 metric 256 refmetric 0 via fe80::1 if eth0")
+    assert len(state.routes()) == 1000 and state.dropped == {"route": 1000}
+
+
+def test_a_flooding_babeld_is_read_at_a_bounded_rate():
+    import asyncio
+
+    from meshcore.node.babeld import BabeldClient
+
+    async def run():
+        lines = ["BABEL 1.0", "my-id 02:00:00:00:00:00:00:01", "ok"]
+        flood = [f"add route f{i} prefix 10.1.{i // 256}.{i % 256}/32 from 0.0.0.0/0 installed "
+                 f"yes id 02:00:00:00:00:00:00:02 metric 256 refmetric 0 via fe80::1 if eth0"
+                 for i in range(3000)]
+
+        async def handle(reader, writer):
+            for line in lines:
+                writer.write(line.encode() + b"\n")
+            await reader.readline()  # monitor
+            writer.write(b"ok\n")
+            for line in flood:
+                writer.write(line.encode() + b"\n")
+            await writer.drain()
+            await reader.read()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = BabeldClient(f"127.0.0.1:{port}", discovery_port=PORT, max_line_rate=2000,
+                              line_burst=500)
+        task = asyncio.create_task(client.run())
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 20
+        while client.stats.lines < 3000 + len(lines) + 1:
+            assert loop.time() < end, client.stats
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        client.stop()
+        await task
+        server.close()
+        await server.wait_closed()
+        return client
+
+    client = asyncio.run(run())
+    assert client.stats.throttled > 0  # past the burst, reading paused (not the CPU at 100%)
+    assert len(client.state.routes()) == 3000 and client.stats.dropped == 0

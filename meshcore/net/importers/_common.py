@@ -90,19 +90,29 @@ class JsonReader:
             self.fail(at, "expected a non-empty string")
         return text
 
-    def number(self, obj: dict[str, Any], key: str, where: str) -> float:
-        """``obj[key]`` as a finite number (a numeric string is accepted)."""
+    def number(self, obj: dict[str, Any], key: str, where: str, *, strict: bool = False
+               ) -> float:
+        """``obj[key]`` as a finite number (a numeric string too, unless ``strict``)."""
         at = join(where, key)
         if key not in obj:
             self.fail(at, "missing")
-        return self.as_number(obj[key], at)
+        return self.as_number(obj[key], at, strict=strict)
 
-    def as_number(self, value: Any, at: str) -> float:
-        """``value`` as a finite number (a numeric string is accepted)."""
+    def as_number(self, value: Any, at: str, *, strict: bool = False) -> float:
+        """``value`` as a finite number (a numeric string too, unless ``strict``).
+
+        Some daemons write numbers as strings (old olsrd jsoninfo); a format
+        whose schema says number (NetJSON's ``cost``) is read ``strict``.
+        """
         if isinstance(value, bool):
             self.fail(at, f"expected a number, got {_kind(value)}")
         if isinstance(value, (int, float)):
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an integer literal beyond float range
+                self.fail(at, f"expected a finite number, got {clip(value)}")
+        elif isinstance(value, str) and strict:
+            self.fail(at, f"expected a number, got a string {clip(value)}")
         elif isinstance(value, str):
             try:
                 number = float(value.strip())

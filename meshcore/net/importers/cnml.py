@@ -20,7 +20,9 @@ linked node outside the file (another zone) becomes a node of its own
 Safety: the XML is parsed by the standard library's expat-based
 ``xml.etree.ElementTree`` after refusing any document type declaration, so
 entity expansion attacks ("billion laughs", external entities) cannot
-happen; CNML exports never carry a DTD.
+happen; CNML exports never carry a DTD. Elements nested deeper than
+:data:`MAX_DEPTH` are refused (a 200,000-deep file is no zone tree, and was
+read as an empty one).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ __all__ = ["DEFAULT_STATUSES", "FORMAT", "detect", "load", "load_cnml"]
 
 FORMAT = "cnml"
 DEFAULT_STATUSES = frozenset({"Working"})
+#: Deepest element nesting accepted (guifi's zone trees are about ten deep).
+MAX_DEPTH = 256
 
 _DOCTYPE = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
@@ -45,6 +49,35 @@ _DOCTYPE = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 def detect(head: str) -> bool:
     """True for an XML document whose root element is ``<cnml``."""
     return re.match(r"\s*(<\?xml[^>]*\?>\s*)?(<!--.*?-->\s*)*<cnml\b", head, re.DOTALL) is not None
+
+
+def _parse_bounded(text: str, path: str) -> ET.Element:
+    """Parse with a bound on element depth: a file nested 200,000 levels deep
+    is not a zone tree (real ones are about ten deep), and must not pass as a
+    valid CNML with no nodes."""
+    parser = ET.XMLPullParser(events=("start", "end"))
+    depth = 0
+    root: ET.Element | None = None
+    step = 1 << 16
+    for offset in range(0, len(text), step):
+        parser.feed(text[offset:offset + step])
+        for event, element in parser.read_events():
+            if event == "start":
+                depth += 1
+                if root is None:
+                    root = element
+                if depth > MAX_DEPTH:
+                    raise TopologyFormatError(
+                        path, FORMAT, f"element <{element.tag[:40]}>",
+                        f"nested more than {MAX_DEPTH} elements deep")
+            else:
+                depth -= 1
+    parser.close()
+    for _event, _element in parser.read_events():
+        pass
+    if root is None:
+        raise ET.ParseError("no element found")
+    return root
 
 
 def load(text: str, path: str) -> Topology:
@@ -61,7 +94,7 @@ def load_cnml(text: str, path: str, *, statuses: Iterable[str] = DEFAULT_STATUSE
             path, FORMAT, f"line {line}", "document type declarations and entities are refused"
         )
     try:
-        root = ET.fromstring(text)
+        root = _parse_bounded(text, path)
     except ET.ParseError as exc:
         lineno, column = exc.position
         raise TopologyFormatError(

@@ -224,7 +224,7 @@ def _load_graph(reader: JsonReader, doc: dict[str, Any], where: str) -> Topology
         link = reader.obj(raw, at)
         source = reader.text(link, "source", at)
         target = reader.text(link, "target", at)
-        value = reader.number(link, "cost", at)
+        value = reader.number(link, "cost", at, strict=True)  # RFC: a number
         if value < 0:
             reader.fail(join(at, "cost"), f"expected a cost >= 0, got {value!r}")
         cost = reader.convert(convert, join(at, "cost"), value)
@@ -285,7 +285,7 @@ def _load_routes(reader: JsonReader, doc: dict[str, Any], where: str) -> Topolog
         at = join(routes_at, i)
         route = reader.obj(raw, at)
         destination = reader.text(route, "destination", at)
-        value = reader.number(route, "cost", at)
+        value = reader.number(route, "cost", at, strict=True)
         cost = reader.convert(convert, join(at, "cost"), value)
         count(topo, "records")
         rprops = route.get("properties")
