@@ -49,20 +49,32 @@ def write_atomic(path: str | Path, data: str | bytes, *, mode: int | None = None
     disk is full; the old file is then untouched.
     """
     target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    with _replacing(str(target), mode=mode, durable=durable, suffix=".tmp") as f:
+        f.write(payload)
+    return target
+
+
+@contextlib.contextmanager
+def _replacing(target: str, *, mode: int | None, durable: bool, suffix: str
+               ) -> Iterator[BinaryIO]:
+    """A temp file beside ``target``, renamed over it when the block ends cleanly.
+
+    ``mode`` sets its permission bits before it becomes visible; on any error
+    (or Ctrl-C) the temp file is removed and ``target`` is untouched.
+    """
+    folder = os.path.dirname(target) or "."
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.",
+                               suffix=suffix)
     try:
         if mode is not None:
             os.fchmod(fd, mode)
-        view = memoryview(payload)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        if durable:
-            os.fsync(fd)
-        os.close(fd)
-        fd = -1
+        with os.fdopen(fd, "wb") as f:
+            fd = -1
+            yield f
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
         if fd >= 0:
@@ -72,7 +84,6 @@ def write_atomic(path: str | Path, data: str | bytes, *, mode: int | None = None
         raise
     if durable:
         fsync_dir(folder)
-    return target
 
 
 @contextlib.contextmanager
@@ -107,27 +118,9 @@ def output_file(path: str | Path, *, durable: bool = True) -> Iterator[BinaryIO]
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise OSError(errno.EINVAL, "not a regular file, character device or FIFO", str(path))
-    folder = os.path.dirname(target) or "."
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.",
-                               suffix=".part")
-    try:
-        if st is not None:
-            os.fchmod(fd, stat.S_IMODE(st.st_mode))
-        with os.fdopen(fd, "wb") as f:
-            fd = -1
-            yield f
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if durable:
-        fsync_dir(folder)
+    mode = stat.S_IMODE(st.st_mode) if st is not None else None  # a replaced file keeps it
+    with _replacing(target, mode=mode, durable=durable, suffix=".part") as f:
+        yield f
 
 
 def write_output(path: str | Path, data: str | bytes, *, durable: bool = True) -> None:

@@ -36,10 +36,22 @@ def test_a_full_disk_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
     target = tmp_path / "map.json"
     write_atomic(target, "old")
 
-    def full(fd, data):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    real_fdopen = _files.os.fdopen
 
-    monkeypatch.setattr(_files.os, "write", full)
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_files.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
     with pytest.raises(OSError) as info:
         write_atomic(target, "new" * 1000)
     assert info.value.errno == errno.ENOSPC
