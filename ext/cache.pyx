@@ -27,7 +27,7 @@ from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_SetItem, PyDict
 from cpython.object cimport PyObject
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLongMask
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from libc.math cimport pow
+from libc.math cimport pow, sqrt
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -51,6 +51,7 @@ cdef object _check_flag = _twin._check_flag
 cdef double _STEP = _twin._STEP
 cdef double _DECAY = _twin._DECAY
 cdef double _RESTART = _twin._RESTART
+cdef double _NOISE_Z = _twin._NOISE_Z
 cdef Py_ssize_t _PERIOD_FACTOR = _twin._PERIOD_FACTOR
 cdef Py_ssize_t _PERIOD_MIN_ITEMS = _twin._PERIOD_MIN_ITEMS
 
@@ -436,7 +437,7 @@ cdef class AdaptiveTinyLFU:
         self._p_count = 0
         self._p_requests = 0.0
         self._p_hits = 0.0
-        self._p_prev = 0.0
+        self._p_prev = -1.0  # no period measured yet
         self._step = _STEP
         self._p_period = _PERIOD_FACTOR * _PERIOD_MIN_ITEMS
         self._sketch_factor = sketch_factor
@@ -822,6 +823,8 @@ cdef class AdaptiveTinyLFU:
         return 0
 
     cdef int _climb(self, bint hit) except -1:
+        if not self.evictions:
+            return 0  # still filling: hit ratios rise whatever the window does
         self._p_requests += 1.0
         if hit:
             self._p_hits += 1.0
@@ -830,11 +833,17 @@ cdef class AdaptiveTinyLFU:
             return 0
         cdef double rate = self._p_hits / self._p_requests if self._p_requests > 0.0 else 0.0
         cdef double change = rate - self._p_prev
-        cdef double amount = self._step if change >= 0.0 else -self._step
-        if (change if change >= 0.0 else -change) >= _RESTART:
-            self._step = _STEP if amount >= 0.0 else -_STEP
+        cdef double magnitude = change if change >= 0.0 else -change
+        cdef double noise = _NOISE_Z * sqrt(2.0 * rate * (1.0 - rate) / self._p_requests)
+        cdef double amount
+        if self._p_prev < 0.0 or magnitude <= noise:
+            amount = 0.0
         else:
-            self._step = _DECAY * amount
+            amount = self._step if change >= 0.0 else -self._step
+            if magnitude >= _RESTART:
+                self._step = _STEP if amount >= 0.0 else -_STEP
+            else:
+                self._step = _DECAY * amount
         self._p_prev = rate
         cdef double share = self._window_share + amount
         if share < 0.0:

@@ -47,6 +47,7 @@ unique, so both backends evict the very same objects.
 from __future__ import annotations
 
 import heapq
+import math
 import operator
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
@@ -330,6 +331,8 @@ WEIGHTINGS = {"objects": 1.0, "bytes": 0.0}
 _STEP = 0.0625
 _DECAY = 0.98
 _RESTART = 0.05
+#: A change of hit ratio smaller than this many standard errors is noise.
+_NOISE_Z = 0.5
 _PERIOD_FACTOR = 4
 _PERIOD_MIN_ITEMS = 64
 
@@ -476,7 +479,7 @@ class AdaptiveTinyLFU:
         self._p_count = 0
         self._p_requests = 0.0
         self._p_hits = 0.0
-        self._p_prev = 0.0
+        self._p_prev = -1.0  # no period measured yet
         self._step = _STEP
         self._p_period = _PERIOD_FACTOR * _PERIOD_MIN_ITEMS
         self._sketch_args = (sketch_factor, sample_factor)
@@ -678,6 +681,9 @@ class AdaptiveTinyLFU:
             self._push(k, s, self.sketch.estimate(k))
 
     def _climb(self, hit: bool) -> None:
+        if not self.evictions:
+            # Still filling: hit ratios rise whatever the window does.
+            return
         self._p_requests += 1.0
         if hit:
             self._p_hits += 1.0
@@ -686,11 +692,16 @@ class AdaptiveTinyLFU:
             return
         rate = self._p_hits / self._p_requests if self._p_requests > 0.0 else 0.0
         change = rate - self._p_prev
-        amount = self._step if change >= 0.0 else -self._step
-        if abs(change) >= _RESTART:
-            self._step = _STEP if amount >= 0.0 else -_STEP
+        # Standard error of the difference of two period hit ratios.
+        noise = _NOISE_Z * math.sqrt(2.0 * rate * (1.0 - rate) / self._p_requests)
+        if self._p_prev < 0.0 or abs(change) <= noise:
+            amount = 0.0
         else:
-            self._step = _DECAY * amount
+            amount = self._step if change >= 0.0 else -self._step
+            if abs(change) >= _RESTART:
+                self._step = _STEP if amount >= 0.0 else -_STEP
+            else:
+                self._step = _DECAY * amount
         self._p_prev = rate
         share = self._window_share + amount
         if share < 0.0:
