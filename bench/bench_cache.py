@@ -15,9 +15,17 @@ ints, written to a libCacheSim ``oracleGeneral`` binary file in a temp dir):
   median 32 KiB and sigma 2, clipped to [100 B, 700 MiB] (``lognormal_trace``);
   byte hit ratios are reported too.
 
-Cache sizes are 0.5%, 1%, 5% and 10% of the working set: the bytes of the
-distinct objects the trace requests (for unit sizes, the number of distinct
-objects), libCacheSim's ``get_working_set_size`` definition.
+Real traces (issue 20; docs/cache_harness.md cites each source and licence),
+read from ``bench/traces/`` (``MESHCORE_TRACE_DIR``) when present, keys renumbered
+densely in order of first request: ``web07`` and ``web12`` (cache2k, HTTP
+requests of an e-commerce product page, unit size), ``adaptsize-web`` (sized
+web requests, the AdaptSize sample), ``tencent-photo-cdn`` (sized, a Tencent
+Photo CDN sample) and ``cloudphysics-block`` (block I/O).
+
+Cache sizes are 0.5%, 1%, 5% and 10% of the working set (real traces: also
+20%): the bytes of the distinct objects the trace requests (for unit sizes,
+the number of distinct objects), libCacheSim's ``get_working_set_size``
+definition.
 
 Policies: ``make_policy("default", C)`` (ours; rows skipped if it is missing),
 and on the log-normal trace also ``make_policy("default-bytes", C)`` (ours, the
@@ -49,16 +57,20 @@ here:
   greedily (cheapest per hit for OHR: ``size * length``; per byte for BHR:
   ``length``). No schedule, online or offline, can beat it.
 
-Targets from issue 8: the default policy's hit ratio >= the best non-oracle
-libCacheSim algorithm in each cell, and its gap to Belady <= half of LRU's gap.
+Targets (issue 20): synthetic traces, the default >= the best libCacheSim
+online algorithm in every object-hit cell; real traces, the default >= LRU
+and >= the best libCacheSim algorithm - 0.005 in object hits in every cell, and
+``default-bytes`` >= the best - 0.01 in byte hits on the sized ones. The
+verdict lines also give the gap to Belady against LRU's (issue 8's measure).
 The run checks (and fails on) any cell where an online policy beats Belady or
 any policy beats the upper bound.
 
 Throughput (group ``cache-throughput-zipf0.8``): requests per second replaying
-the Zipf 0.8 trace at 1% through ``replay(make_policy("default"))`` (ours, a
-Python loop) against libCacheSim's LRU in its C trace loop (peer) and
-libCacheSim's LRU fed one ``Request`` at a time from Python (peer, the cost of
-the Python call alone).
+the Zipf 0.8 trace at 1% request by request from a Python loop, through the
+compiled kernel ``meshcore.kernels.AdaptiveTinyLFU`` (ours), its pure twin
+(on the first 200,000 requests) and libCacheSim's W-TinyLFU through ``get()``
+(peer), with the paired ratio of ours to the peer. Target: >= 1.0x the peer
+and >= 2 M requests/s.
 """
 
 from __future__ import annotations
