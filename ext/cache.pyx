@@ -27,9 +27,11 @@ from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_SetItem, PyDict
 from cpython.object cimport PyObject
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLongMask
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from libc.math cimport pow, sqrt
+from libc.math cimport pow
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memset
+
+from collections import OrderedDict
 
 import xxhash
 
@@ -48,12 +50,7 @@ cdef object _coerce_size = _twin._coerce_size
 cdef object _check_share = _twin._check_share
 cdef object _check_flag = _twin._check_flag
 
-cdef double _STEP = _twin._STEP
-cdef double _DECAY = _twin._DECAY
-cdef double _RESTART = _twin._RESTART
-cdef double _NOISE_Z = _twin._NOISE_Z
-cdef Py_ssize_t _PERIOD_FACTOR = _twin._PERIOD_FACTOR
-cdef Py_ssize_t _PERIOD_MIN_ITEMS = _twin._PERIOD_MIN_ITEMS
+cdef Py_ssize_t _GHOST_MIN = _twin._GHOST_MIN
 
 
 cdef inline uint64_t _splitmix(uint64_t z) noexcept nogil:
@@ -364,13 +361,9 @@ cdef class AdaptiveTinyLFU:
     cdef Py_ssize_t _sketch_factor
     cdef Py_ssize_t _sample_factor
     cdef FrequencySketch _sketch
-    # hill climber
-    cdef Py_ssize_t _p_count
-    cdef Py_ssize_t _p_period
-    cdef double _p_requests
-    cdef double _p_hits
-    cdef double _p_prev
-    cdef double _step
+    # ghosts (keys only, oldest first): let go by the window / evicted from main
+    cdef object _ghost_window
+    cdef object _ghost_main
     cdef public double clock
     cdef public Py_ssize_t evictions
     cdef public Py_ssize_t rejections
@@ -434,12 +427,8 @@ cdef class AdaptiveTinyLFU:
         self.clock = 0.0
         self.evictions = 0
         self.rejections = 0
-        self._p_count = 0
-        self._p_requests = 0.0
-        self._p_hits = 0.0
-        self._p_prev = -1.0  # no period measured yet
-        self._step = _STEP
-        self._p_period = _PERIOD_FACTOR * _PERIOD_MIN_ITEMS
+        self._ghost_window = OrderedDict()
+        self._ghost_main = OrderedDict()
         self._sketch_factor = sketch_factor
         self._sample_factor = sample_factor
         self._sketch_items = 64
@@ -688,10 +677,11 @@ cdef class AdaptiveTinyLFU:
                     self._w_append(s)
             else:
                 self.remove(key)
-        if not hit and n <= self._capacity:
-            self._admit(key, n, freq)
-        if self._adaptive:
-            self._climb(hit)
+        if not hit:
+            if self._adaptive:
+                self._adapt(key, n)
+            if n <= self._capacity:
+                self._admit(key, n, freq)
         return hit
 
     cdef inline double _value_of(self, int freq, int64_t size) noexcept:
@@ -775,6 +765,7 @@ cdef class AdaptiveTinyLFU:
                         self.clock = self._prio[v]
                     key = self._keys[v]
                     self._free_slot(v)
+                    self._ghost(self._ghost_main, key)
                     self._evicted(key)
                 self._used += csize
                 self._push(c, cfreq)
@@ -784,6 +775,7 @@ cdef class AdaptiveTinyLFU:
         key = self._keys[c]
         self._free_slot(c)
         self.rejections += 1
+        self._ghost(self._ghost_window, key)
         self._evicted(key)
         return 0
 
@@ -802,6 +794,7 @@ cdef class AdaptiveTinyLFU:
                 self.clock = self._prio[v]
             key = self._keys[v]
             self._free_slot(v)
+            self._ghost(self._ghost_main, key)
             self._evicted(key)
         while self._used > limit and self._whead >= 0:
             v = self._whead
@@ -810,6 +803,7 @@ cdef class AdaptiveTinyLFU:
             self._used -= self._size[v]
             key = self._keys[v]
             self._free_slot(v)
+            self._ghost(self._ghost_window, key)
             self._evicted(key)
         return 0
 
@@ -822,30 +816,37 @@ cdef class AdaptiveTinyLFU:
             self._push(v, self._sketch._estimate_hash(_hash(self._keys[v])))
         return 0
 
-    cdef int _climb(self, bint hit) except -1:
-        if not self.evictions:
-            return 0  # still filling: hit ratios rise whatever the window does
-        self._p_requests += 1.0
-        if hit:
-            self._p_hits += 1.0
-        self._p_count += 1
-        if self._p_count < self._p_period:
+    cdef int _ghost(self, object ghost, object key) except -1:
+        if not self._adaptive:
             return 0
-        cdef double rate = self._p_hits / self._p_requests if self._p_requests > 0.0 else 0.0
-        cdef double change = rate - self._p_prev
-        cdef double magnitude = change if change >= 0.0 else -change
-        cdef double noise = _NOISE_Z * sqrt(2.0 * rate * (1.0 - rate) / self._p_requests)
-        cdef double amount
-        if self._p_prev < 0.0 or magnitude <= noise:
-            amount = 0.0
+        ghost[key] = None
+        ghost.move_to_end(key)
+        cdef Py_ssize_t limit = PyDict_Size(self._slot)
+        if limit < _GHOST_MIN:
+            limit = _GHOST_MIN
+        while len(ghost) > limit:
+            ghost.popitem(last=False)
+        return 0
+
+    cdef int _adapt(self, object key, int64_t size) except -1:
+        # ARC's rule on the window's share (see the twin's _adapt).
+        cdef double ratio, direction, share
+        gw = self._ghost_window
+        gm = self._ghost_main
+        if key in gw:
+            ratio = <double>len(gm) / <double>len(gw)
+            del gw[key]
+            direction = 1.0
+        elif key in gm:
+            ratio = <double>len(gw) / <double>len(gm)
+            del gm[key]
+            direction = -1.0
         else:
-            amount = self._step if change >= 0.0 else -self._step
-            if magnitude >= _RESTART:
-                self._step = _STEP if amount >= 0.0 else -_STEP
-            else:
-                self._step = _DECAY * amount
-        self._p_prev = rate
-        cdef double share = self._window_share + amount
+            return 0
+        if ratio < 1.0:
+            ratio = 1.0
+        share = self._window_share + direction * ratio * <double>(size if size else 1) / <double>(
+            self._capacity if self._capacity else 1)
         if share < 0.0:
             share = 0.0
         elif share > self._max_window:
@@ -853,11 +854,6 @@ cdef class AdaptiveTinyLFU:
         self._window_share = share
         self._window_cap = <int64_t>(self._capacity * share)
         self._shrink_window()
-        self._p_count = 0
-        self._p_requests = 0.0
-        self._p_hits = 0.0
-        cdef Py_ssize_t items = len(self._slot)
-        self._p_period = _PERIOD_FACTOR * (items if items > _PERIOD_MIN_ITEMS else _PERIOD_MIN_ITEMS)
         return 0
 
     # -- maintenance ---------------------------------------------------------

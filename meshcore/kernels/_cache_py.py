@@ -47,7 +47,6 @@ unique, so both backends evict the very same objects.
 from __future__ import annotations
 
 import heapq
-import math
 import operator
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
@@ -327,14 +326,8 @@ class FrequencySketch:
 
 #: Hit-ratio weightings of :class:`AdaptiveTinyLFU` and the β each implies.
 WEIGHTINGS = {"objects": 1.0, "bytes": 0.0}
-#: Hill climber: first step (share of the bytes), decay per period, restart jump.
-_STEP = 0.0625
-_DECAY = 0.98
-_RESTART = 0.05
-#: A change of hit ratio smaller than this many standard errors is noise.
-_NOISE_Z = 0.5
-_PERIOD_FACTOR = 4
-_PERIOD_MIN_ITEMS = 64
+#: Ghost lists hold at least this many keys (else as many as there are residents).
+_GHOST_MIN = 64
 
 
 #: Largest size or capacity in bytes (4 EiB): both backends keep them in int64.
@@ -401,19 +394,15 @@ class AdaptiveTinyLFU:
         "_capacity",
         "_freq",
         "_gen",
+        "_ghost_main",
+        "_ghost_window",
         "_heap",
         "_main",
         "_max_window",
         "_on_evict",
-        "_p_count",
-        "_p_hits",
-        "_p_period",
-        "_p_prev",
-        "_p_requests",
         "_sizes",
         "_sketch_args",
         "_sketch_items",
-        "_step",
         "_unit",
         "_used",
         "_weight",
@@ -476,12 +465,10 @@ class AdaptiveTinyLFU:
         self.evictions = 0
         #: Candidates refused by the duel.
         self.rejections = 0
-        self._p_count = 0
-        self._p_requests = 0.0
-        self._p_hits = 0.0
-        self._p_prev = -1.0  # no period measured yet
-        self._step = _STEP
-        self._p_period = _PERIOD_FACTOR * _PERIOD_MIN_ITEMS
+        # Ghosts (keys only, oldest first): objects the window let go (refused
+        # by the duel or pushed out of it) and objects evicted from main.
+        self._ghost_window: OrderedDict[Hashable, None] = OrderedDict()
+        self._ghost_main: OrderedDict[Hashable, None] = OrderedDict()
         self._sketch_args = (sketch_factor, sample_factor)
         self._sketch_items = 64
         width = self._sketch_items * sketch_factor
@@ -547,10 +534,11 @@ class AdaptiveTinyLFU:
                     self._window.move_to_end(key)
             else:
                 self.remove(key)
-        if not hit and size <= self._capacity:
-            self._admit(key, size, freq)
-        if self._adaptive:
-            self._climb(hit)
+        if not hit:
+            if self._adaptive:
+                self._adapt(key, size)
+            if size <= self._capacity:
+                self._admit(key, size, freq)
         return hit
 
     def _value(self, freq: int, size: int) -> float:
@@ -636,6 +624,7 @@ class AdaptiveTinyLFU:
                     self._used -= sizes.pop(k)
                     if prio > self.clock:
                         self.clock = prio
+                    self._ghost(self._ghost_main, k)
                     self._evicted(k)
                 self._used += csize
                 self._push(cand, csize, cfreq)
@@ -644,6 +633,7 @@ class AdaptiveTinyLFU:
                 heapq.heappush(heap, entry)
         del self._sizes[cand]
         self.rejections += 1
+        self._ghost(self._ghost_window, cand)
         self._evicted(cand)
 
     def _evicted(self, key: Hashable) -> None:
@@ -662,6 +652,7 @@ class AdaptiveTinyLFU:
             self._used -= self._sizes.pop(k)
             if prio > self.clock:
                 self.clock = prio
+            self._ghost(self._ghost_main, k)
             self._evicted(k)
         window = self._window
         while self._used > limit and window:
@@ -669,6 +660,7 @@ class AdaptiveTinyLFU:
             self._window_bytes -= s
             self._used -= s
             del self._sizes[k]
+            self._ghost(self._ghost_window, k)
             self._evicted(k)
 
     def _shrink_window(self) -> None:
@@ -680,30 +672,41 @@ class AdaptiveTinyLFU:
             self._window_bytes -= s
             self._push(k, s, self.sketch.estimate(k))
 
-    def _climb(self, hit: bool) -> None:
-        if not self.evictions:
-            # Still filling: hit ratios rise whatever the window does.
+    def _ghost(self, ghost: OrderedDict[Hashable, None], key: Hashable) -> None:
+        # Only keys: what an object would have earned had it stayed.
+        if not self._adaptive:
             return
-        self._p_requests += 1.0
-        if hit:
-            self._p_hits += 1.0
-        self._p_count += 1
-        if self._p_count < self._p_period:
-            return
-        rate = self._p_hits / self._p_requests if self._p_requests > 0.0 else 0.0
-        change = rate - self._p_prev
-        # Standard error of the difference of two period hit ratios.
-        noise = _NOISE_Z * math.sqrt(2.0 * rate * (1.0 - rate) / self._p_requests)
-        if self._p_prev < 0.0 or abs(change) <= noise:
-            amount = 0.0
+        ghost[key] = None
+        ghost.move_to_end(key)
+        limit = max(_GHOST_MIN, len(self._sizes))
+        while len(ghost) > limit:
+            ghost.popitem(last=False)
+
+    def _adapt(self, key: Hashable, size: int) -> None:
+        """ARC's rule on the window's share: a miss on a ghost says which side was short.
+
+        A key the window let go means a larger window would have hit; a key
+        evicted from main means a larger main would have. The share moves by
+        the request's bytes over the capacity, times the other ghost's size
+        over this one's (at least 1), as ARC moves its target.
+        """
+        gw = self._ghost_window
+        gm = self._ghost_main
+        if key in gw:
+            ratio = len(gm) / len(gw)
+            del gw[key]
+            direction = 1.0
+        elif key in gm:
+            ratio = len(gw) / len(gm)
+            del gm[key]
+            direction = -1.0
         else:
-            amount = self._step if change >= 0.0 else -self._step
-            if abs(change) >= _RESTART:
-                self._step = _STEP if amount >= 0.0 else -_STEP
-            else:
-                self._step = _DECAY * amount
-        self._p_prev = rate
-        share = self._window_share + amount
+            return
+        if ratio < 1.0:
+            ratio = 1.0
+        share = self._window_share + direction * ratio * float(size or 1) / float(
+            self._capacity or 1
+        )
         if share < 0.0:
             share = 0.0
         elif share > self._max_window:
@@ -711,10 +714,6 @@ class AdaptiveTinyLFU:
         self._window_share = share
         self._window_cap = int(self._capacity * share)
         self._shrink_window()
-        self._p_count = 0
-        self._p_requests = 0.0
-        self._p_hits = 0.0
-        self._p_period = _PERIOD_FACTOR * max(_PERIOD_MIN_ITEMS, len(self._sizes))
 
     # -- maintenance -------------------------------------------------------
 
