@@ -18,6 +18,8 @@ What is compiled here and why:
   doubly linked list over slots and the GreedyDual main area an indexed binary
   heap ordered by (priority, push counter): the twin's lazy ``heapq`` pops the
   very same order, because that pair is unique.
+* The two ghost lists are ``collections.OrderedDict`` objects, as in the
+  twin: they are touched on misses only.
 * Floats are computed with the same IEEE-754 operations in the same order as
   the twin (setup.py builds with ``-ffp-contract=off`` so no fused
   multiply-add changes a rounding).
@@ -622,7 +624,7 @@ cdef class AdaptiveTinyLFU:
 
     @property
     def window_share(self):
-        """The window's current share of the bytes (moved by the hill climber)."""
+        """The window's current share of the bytes (moved by the ghost lists)."""
         return self._window_share
 
     @property

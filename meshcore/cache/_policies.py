@@ -13,8 +13,8 @@ which is how :class:`meshcore.cache.ContentCache` frees chunks.
 ``"default"`` is **adaptive size-aware TinyLFU** (:class:`SizeAwareTinyLFUPolicy`,
 whose per-request work is the cache kernel
 :class:`meshcore.kernels.AdaptiveTinyLFU`): an admission window LRU whose share
-of the bytes is hill-climbed online (Caffeine's answer to workloads that
-change from recency to frequency and back), then TinyLFU admission
+of the bytes adapts online by ARC's rule on two ghost lists (workloads change
+from recency to frequency and back), then TinyLFU admission
 (Einziger, Friedman, Manes, "TinyLFU: A Highly Efficient Cache Admission
 Policy", ACM ToS 2017) in front of a GreedyDual-Size-Frequency
 main area (Cherkasova, "Improving WWW Proxies Performance with
@@ -42,11 +42,12 @@ Greedy-Dual-Size-Frequency Caching Policy", HP Labs 1998):
   scan of one-time objects never displaces anything popular. With equal
   sizes this is exactly TinyLFU's candidate-versus-victim duel (admit iff
   ``f > f_victim``) over an LFU-with-aging main area.
-* the window's share starts at 1 % and moves every ``10 × residents``
-  requests towards whichever direction raised the hit ratio of the last
-  period (object hits, or byte hits with ``weighting="bytes"``, the per-node
-  setting): a recency-heavy workload pushes it up towards LRU, a
-  frequency-heavy one down to pure TinyLFU admission.
+* the window's share starts at 1 % and adapts as ARC's target does: a miss
+  on a key the window let go (refused, or pushed out of the window) grows it,
+  a miss on a key evicted from main shrinks it (ghost lists of keys only). A
+  recency-heavy workload opens it towards LRU, a frequency-heavy one closes
+  it to pure TinyLFU admission. ``weighting`` (``"objects"`` or ``"bytes"``,
+  the per-node setting) chooses the size exponent.
 
 ``"wtinylfu"`` is Caffeine's W-TinyLFU layout (window LRU 1 %, segmented LRU
 main with 80 % protected, the same sum-of-victims duel): kept for comparison
@@ -454,8 +455,8 @@ class SizeAwareTinyLFUPolicy(CachePolicy):
     """The default: adaptive size-aware TinyLFU, run by the cache kernel.
 
     The per-request work is :class:`meshcore.kernels.AdaptiveTinyLFU`
-    (compiled, or its pure twin): a window LRU whose share of the bytes is
-    hill-climbed online, TinyLFU admission (a size-aware duel) and a
+    (compiled, or its pure twin): a window LRU whose share of the bytes
+    adapts online (ARC's rule on ghost lists), TinyLFU admission (a size-aware duel) and a
     GreedyDual-Size-Frequency main area. Parameters (all optional):
     ``weighting`` (``"objects"``, the default, or ``"bytes"``: the node
     setting that says whether hits or uplink bytes matter), ``size_exponent``
@@ -506,7 +507,7 @@ class SizeAwareTinyLFUPolicy(CachePolicy):
 
     @property
     def window_share(self) -> float:
-        """The admission window's current share of the bytes (hill-climbed)."""
+        """The admission window's current share of the bytes (adapted online)."""
         return self._core.window_share
 
     @property
@@ -527,9 +528,8 @@ class SizeAwareTinyLFUPolicy(CachePolicy):
 class ByteHitTinyLFUPolicy(SizeAwareTinyLFUPolicy):
     """``"default-bytes"``: the default policy with ``weighting="bytes"``.
 
-    An object's value is ``f × size`` (bytes of hits), its priority ``L + f``,
-    and the hill climber scores byte hits: what saves the most uplink bytes,
-    at the cost of object hit ratio.
+    An object's value is ``f × size`` (bytes of hits), its priority ``L + f``:
+    what saves the most uplink bytes, at the cost of object hit ratio.
     """
 
     name = "default-bytes"

@@ -26,18 +26,20 @@ behind a one-hash-pair doorkeeper, halved every ``sample_size`` accesses.
   refused at once if its own priority would be the lowest; otherwise the
   lowest-priority residents are taken until they free the bytes it needs, and
   it is admitted only if ``v_c × freed > (Σ v_victims) × need``;
-* the window's share **adapts online** by hill climbing (Caffeine's
-  "simple" climber, after Einziger et al., "Adaptive Software Cache
-  Management", Middleware 2018): every period of ``10 × max(64, residents)``
-  requests the object hit ratio of the period is compared with the previous
-  period's (always objects, whatever the weighting: byte hits are dominated
-  by a few large objects and make the climber wander); the share
-  moves by the step in the same direction if it did not get worse and the
-  other way if it did; the step decays by 0.98 each period and is reset to
-  6.25 % when the hit ratio jumps by 5 points or more (the workload changed).
-  A recency-heavy workload (a news morning) drives the window up towards LRU;
-  a frequency-heavy one (a catalogue of videos) drives it towards 0, pure
-  TinyLFU admission.
+* the window's share **adapts online** by ARC's rule (N. Megiddo, D. Modha,
+  "ARC: A Self-Tuning, Low Overhead Replacement Cache", FAST 2003) applied to
+  the window/main split: two *ghost* lists remember only keys — those the
+  window let go (refused by the duel or pushed out of the window) and those
+  evicted from main, each at most as many as there are residents. A miss on a
+  window ghost says a larger window would have hit, a miss on a main ghost
+  that a larger main would have; the share moves towards the side that was
+  short by the request's bytes over the capacity, times the other ghost's
+  length over this one's (at least 1). A recency-heavy workload (a news
+  morning, a web portal) opens the window towards LRU; a frequency-heavy one
+  (a video catalogue, scans of one-time objects) closes it to pure TinyLFU
+  admission. Unlike a hill climber comparing the hit ratios of successive
+  periods, the signal comes from each request, so a short trace or a changing
+  workload moves it at once, and a flat one does not make it wander.
 
 Every float is computed with the same IEEE-754 double operations, in the same
 order, as in the compiled module; the heap order is (priority, push counter),
@@ -379,7 +381,7 @@ class AdaptiveTinyLFU:
     ``capacity_bytes`` is the budget. ``weighting`` is ``"objects"`` (aim at
     object hit ratio, β = 1) or ``"bytes"`` (byte hit ratio, β = 0);
     ``size_exponent`` overrides β (0–1). ``window`` is the window's starting
-    share of the bytes (0–``max_window``), ``adaptive`` lets the hill climber
+    share of the bytes (0–``max_window``), ``adaptive`` lets the ghost lists
     move it within ``[0, max_window]`` (``max_window`` ≤ 1). The sketch has
     ``sketch_factor`` columns per resident object (regrown as the cache
     fills), ``sketch_depth`` rows, counters capped at ``max_count``, aging
@@ -495,7 +497,7 @@ class AdaptiveTinyLFU:
 
     @property
     def window_share(self) -> float:
-        """The window's current share of the bytes (moved by the hill climber)."""
+        """The window's current share of the bytes (moved by the ghost lists)."""
         return self._window_share
 
     def __contains__(self, key: object) -> bool:
