@@ -49,8 +49,7 @@ cdef object _xxh3 = xxhash.xxh3_64_intdigest
 cdef object _check_int = _twin._check_int
 cdef object _check_capacity = _twin._check_capacity
 cdef object _coerce_size = _twin._coerce_size
-cdef object _check_share = _twin._check_share
-cdef object _check_flag = _twin._check_flag
+cdef object _check_params = _twin._check_params
 
 cdef Py_ssize_t _GHOST_MIN = _twin._GHOST_MIN
 
@@ -400,19 +399,13 @@ cdef class AdaptiveTinyLFU:
     def __init__(self, capacity_bytes, *, weighting="objects", size_exponent=None, window=0.01,
                  adaptive=True, max_window=0.8, sketch_factor=8, sketch_depth=4, max_count=63,
                  top_k=32, sample_factor=10, on_evict=None):
-        self._capacity = _check_capacity(capacity_bytes)
-        if not isinstance(weighting, str) or weighting not in WEIGHTINGS:
-            known = ", ".join(sorted(WEIGHTINGS))
-            raise ValueError(f"weighting: expected one of {known}, got {weighting!r}")
-        beta = WEIGHTINGS[weighting] if size_exponent is None else size_exponent
-        beta = _check_share("size_exponent", beta)
-        self._adaptive = _check_flag("adaptive", adaptive)
-        self._max_window = _check_share("max_window", max_window)
-        self._window_share = _check_share("window", window, self._max_window)
-        _check_int("sketch_factor", sketch_factor, 1)
-        _check_int("sample_factor", sample_factor, 1)
-        if on_evict is not None and not callable(on_evict):
-            raise TypeError(f"on_evict: expected a callable or None, got {type(on_evict).__name__}")
+        capacity, beta, flag, top, start = _check_params(
+            capacity_bytes, weighting, size_exponent, window, adaptive, max_window,
+            sketch_factor, sample_factor, on_evict)
+        self._capacity = capacity
+        self._adaptive = flag
+        self._max_window = top
+        self._window_share = start
         self._unit = beta == 1.0
         self._weight = 1.0 - beta
         self._on_evict = on_evict

@@ -664,16 +664,17 @@ def _read_cache2k(path, size):
             block = fh.read(1 << 16)
             if not block:
                 return
-            while len(block) % 4:
+            truncated = False
+            while len(block) % 4 and not truncated:
                 more = fh.read(4 - len(block) % 4)
-                if not more:
-                    raise TraceFormatError(
-                        path, index + len(block) // 4 + 1, "truncated record (expected 4 bytes)"
-                    )
+                truncated = not more
                 block += more
-            for key in np.frombuffer(block, dtype=">u4").tolist():
+            whole = len(block) - len(block) % 4
+            for key in np.frombuffer(block[:whole], dtype=">u4").tolist():
                 yield Request(key, size, float(index))
                 index += 1
+            if truncated:
+                raise TraceFormatError(path, index + 1, "truncated record (expected 4 bytes)")
 
 
 def read_webcachesim_trace(path: str | os.PathLike) -> Iterator[Request]:
@@ -688,21 +689,28 @@ def read_webcachesim_trace(path: str | os.PathLike) -> Iterator[Request]:
     return _read_webcachesim(os.fspath(path))
 
 
-def _read_webcachesim(path):
+def _blank_separated(path: str, need: int, what: str) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, fields)`` of every non-blank line, with at least ``need`` fields."""
     counter = [0]
     with _open_binary(path) as fh:
         for text in _decoded_lines(path, fh, counter):
             fields = text.split()
             if not fields:
                 continue
-            line = counter[0]
-            if len(fields) < 3:
-                raise TraceFormatError(path, line, f"expected time, id, size; got {text.strip()!r}")
-            t = _parse_time(path, line, fields[0])
-            key = _parse_key(path, line, fields[1], True)
-            size = _parse_size(path, line, fields[2])
-            # One int per (id, size) pair: exact as a dict key, hashed mod 2**64.
-            yield Request((key << 32) | size, size, t)
+            if len(fields) < need:
+                raise TraceFormatError(
+                    path, counter[0], f"expected {what}, got {len(fields)} field(s)"
+                )
+            yield counter[0], fields
+
+
+def _read_webcachesim(path):
+    for line, fields in _blank_separated(path, 3, "time, id, size"):
+        t = _parse_time(path, line, fields[0])
+        key = _parse_key(path, line, fields[1], True)
+        size = _parse_size(path, line, fields[2])
+        # One int per (id, size) pair: exact as a dict key, hashed mod 2**64.
+        yield Request((key << 32) | size, size, t)
 
 
 #: Image formats the Tencent Photo CDN log names (the cache stores both).
@@ -732,23 +740,15 @@ def _tencent_seconds(path: str, line: int, text: str) -> float:
 
 
 def _read_tencent(path):
-    counter = [0]
     start = None
-    with _open_binary(path) as fh:
-        for text in _decoded_lines(path, fh, counter):
-            fields = text.split()
-            if not fields:
-                continue
-            line = counter[0]
-            if len(fields) < 5:
-                raise TraceFormatError(path, line, f"expected at least 5 fields, got {len(fields)}")
-            t = _tencent_seconds(path, line, fields[0])
-            if start is None:
-                start = t
-            if fields[2] not in _TENCENT_FORMATS:
-                continue
-            size = _parse_size(path, line, fields[4])
-            yield Request(f"{fields[1]}/{fields[2]}/{fields[3]}", size, t - start)
+    for line, fields in _blank_separated(path, 5, "at least 5 fields"):
+        t = _tencent_seconds(path, line, fields[0])
+        if start is None:
+            start = t
+        if fields[2] not in _TENCENT_FORMATS:
+            continue
+        size = _parse_size(path, line, fields[4])
+        yield Request(f"{fields[1]}/{fields[2]}/{fields[3]}", size, t - start)
 
 
 #: Format name -> reader, for :func:`read_trace`.

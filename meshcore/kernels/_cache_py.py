@@ -375,6 +375,38 @@ def _check_flag(name: str, value: object) -> bool:
     return value
 
 
+def _check_params(
+    capacity_bytes: object,
+    weighting: object,
+    size_exponent: object,
+    window: object,
+    adaptive: object,
+    max_window: object,
+    sketch_factor: object,
+    sample_factor: object,
+    on_evict: object,
+) -> tuple[int, float, bool, float, float]:
+    """:class:`AdaptiveTinyLFU`'s argument checks, shared by both backends.
+
+    Returns ``(capacity, beta, adaptive, max_window, window)``; raises
+    ValueError or TypeError naming the bad argument.
+    """
+    capacity = _check_capacity(capacity_bytes)
+    if not isinstance(weighting, str) or weighting not in WEIGHTINGS:
+        known = ", ".join(sorted(WEIGHTINGS))
+        raise ValueError(f"weighting: expected one of {known}, got {weighting!r}")
+    beta = WEIGHTINGS[weighting] if size_exponent is None else size_exponent
+    beta = _check_share("size_exponent", beta)
+    flag = _check_flag("adaptive", adaptive)
+    top = _check_share("max_window", max_window)
+    start = _check_share("window", window, top)
+    _check_int("sketch_factor", sketch_factor, 1)
+    _check_int("sample_factor", sample_factor, 1)
+    if on_evict is not None and not callable(on_evict):
+        raise TypeError(f"on_evict: expected a callable or None, got {type(on_evict).__name__}")
+    return capacity, beta, flag, top, start
+
+
 class AdaptiveTinyLFU:
     """Adaptive size-aware TinyLFU over a byte budget: the default policy's core.
 
@@ -434,19 +466,23 @@ class AdaptiveTinyLFU:
         sample_factor: int = 10,
         on_evict: Callable[[Hashable], object] | None = None,
     ) -> None:
-        self._capacity = _check_capacity(capacity_bytes)
-        if not isinstance(weighting, str) or weighting not in WEIGHTINGS:
-            known = ", ".join(sorted(WEIGHTINGS))
-            raise ValueError(f"weighting: expected one of {known}, got {weighting!r}")
-        beta = WEIGHTINGS[weighting] if size_exponent is None else size_exponent
-        beta = _check_share("size_exponent", beta)
-        self._adaptive = _check_flag("adaptive", adaptive)
-        self._max_window = _check_share("max_window", max_window)
-        self._window_share = _check_share("window", window, self._max_window)
-        _check_int("sketch_factor", sketch_factor, 1)
-        _check_int("sample_factor", sample_factor, 1)
-        if on_evict is not None and not callable(on_evict):
-            raise TypeError(f"on_evict: expected a callable or None, got {type(on_evict).__name__}")
+        (
+            self._capacity,
+            beta,
+            self._adaptive,
+            self._max_window,
+            self._window_share,
+        ) = _check_params(
+            capacity_bytes,
+            weighting,
+            size_exponent,
+            window,
+            adaptive,
+            max_window,
+            sketch_factor,
+            sample_factor,
+            on_evict,
+        )
         self._unit = beta == 1.0
         self._weight = 1.0 - beta
         self._on_evict = on_evict
