@@ -705,10 +705,17 @@ cdef class AdaptiveTinyLFU:
         cdef int64_t csize
         cdef int cfreq
         self._used += size
-        if PyDict_Size(self._slot) > self._sketch_items:
+        cdef Py_ssize_t others = PyDict_Size(self._slot)
+        if others > self._sketch_items:
             self._grow_sketch()
-        self._w_append(s)
-        self._window_bytes += size
+        others -= 1
+        if self._unit and others and size > (self._used - size) // others:
+            # Larger than the mean resident, weighting by objects: duel at once.
+            self._used -= size
+            self._place(s, freq)
+        else:
+            self._w_append(s)
+            self._window_bytes += size
         while self._window_bytes > self._window_cap and self._whead >= 0:
             c = self._whead
             self._w_unlink(c)
@@ -719,13 +726,18 @@ cdef class AdaptiveTinyLFU:
                 cfreq = freq
             else:
                 cfreq = self._sketch._estimate_hash(_hash(self._keys[c]))
-            if self._used + csize <= self._capacity:
-                self._used += csize
-                self._push(c, cfreq)
-            else:
-                self._duel(c, cfreq)
+            self._place(c, cfreq)
         if self._used > self._capacity:
             self._evict_until(self._capacity)
+        return 0
+
+    cdef int _place(self, int32_t c, int cfreq) except -1:
+        # A candidate whose bytes are not counted in used: into main, or a duel.
+        if self._used + self._size[c] <= self._capacity:
+            self._used += self._size[c]
+            self._push(c, cfreq)
+        else:
+            self._duel(c, cfreq)
         return 0
 
     cdef int _grow_sketch(self) except -1:

@@ -600,22 +600,33 @@ class AdaptiveTinyLFU:
         self._used += size
         if len(self._sizes) > self._sketch_items:
             self._grow_sketch()
-        self._window[key] = size
-        self._window_bytes += size
+        others = len(self._sizes) - 1
+        if self._unit and others and size > (self._used - size) // others:
+            # Weighting by objects, an object larger than the mean resident
+            # costs more bytes per hit than recency alone can justify: it is
+            # judged by the duel at once instead of waiting in the window.
+            self._used -= size
+            self._place(key, size, freq)
+        else:
+            self._window[key] = size
+            self._window_bytes += size
         window = self._window
         while self._window_bytes > self._window_cap and window:
             cand, csize = window.popitem(last=False)
             self._window_bytes -= csize
             self._used -= csize
             # The key just counted needs no second estimate.
-            cfreq = freq if cand is key else self.sketch.estimate(cand)
-            if self._used + csize <= self._capacity:
-                self._used += csize
-                self._push(cand, csize, cfreq)
-            else:
-                self._duel(cand, csize, cfreq)
+            self._place(cand, csize, freq if cand is key else self.sketch.estimate(cand))
         if self._used > self._capacity:
             self._evict_until(self._capacity)
+
+    def _place(self, cand: Hashable, csize: int, cfreq: int) -> None:
+        """Move a candidate (its bytes not counted in ``used``) into main, or duel."""
+        if self._used + csize <= self._capacity:
+            self._used += csize
+            self._push(cand, csize, cfreq)
+        else:
+            self._duel(cand, csize, cfreq)
 
     def _grow_sketch(self) -> None:
         # Caffeine sizes its sketch to the entry count; a byte budget learns it.
