@@ -15,9 +15,10 @@ behind a one-hash-pair doorkeeper, halved every ``sample_size`` accesses.
 
 :class:`AdaptiveTinyLFU` is the per-request work of the default cache policy:
 
-* a **window** LRU takes every newcomer; when the window holds more than its
+* a **window** LRU takes newcomers; when the window holds more than its
   share of the bytes, its least recent object is the *candidate* for the main
-  area;
+  area (weighting by objects, a newcomer larger than the mean resident is a
+  candidate at once: recency cannot pay for its bytes);
 * the **main area** is GreedyDual-Size-Frequency (Cherkasova, HP Labs 1998):
   priority ``L + v / size`` with ``v = f × size^(1−β)`` (``f`` the sketch
   estimate at the last access), eviction takes the lowest (priority, push
