@@ -548,15 +548,13 @@ def _margin(name: str, m: str, who: str) -> float | None:
     """Issue 20's tolerance below the best libCacheSim policy, or None: no target.
 
     Synthetic traces: >= the best in every object-hit cell. Real traces: the
-    default >= best - 0.005 in object hits; the byte setting >= best - 0.01 in
-    byte hits on the sized traces.
+    default >= best - 0.005 in object hits. Every sized trace: the byte
+    setting >= best - 0.01 in byte hits.
     """
-    if name not in REAL:
-        return 0.0 if m == "ohr" and who == "default" else None
-    if m == "ohr" and who == "default":
-        return 0.005
     if m == "bhr" and who == "default-bytes":
         return 0.01
+    if m == "ohr" and who == "default":
+        return 0.005 if name in REAL else 0.0
     return None
 
 
