@@ -13,6 +13,12 @@ Each benchmark test calls :func:`describe` on pytest-benchmark's fixture:
 * ``metrics``: quality figures that are not times (false-positive rate, mean
   chunk size, ...), printed beside the timings.
 
+A row with no peer doing the same work is judged against its target instead:
+:func:`against_bound` names one of its figures (a metric, or the row's
+``throughput`` or median ``time``) and the bound it must meet, and report.py
+prints "figure vs bound: met/missed" under the row, with no time ratio. Never
+time a no-op or a sleep to stand for a bound.
+
 ``QUICK`` (``MESHCORE_BENCH_QUICK=1``, the default of ``ci/bench.sh``) shrinks
 workloads so the whole table prints in under a minute; the figures in
 RESULTS.md come from full runs.
@@ -41,6 +47,26 @@ def describe(benchmark, *, group: str, impl: str, role: str, items: int, unit: s
     benchmark.extra_info.update(impl=impl, role=role, items=items, unit=unit)
     if metrics:
         benchmark.extra_info.setdefault("metrics", {}).update(metrics)
+
+
+def against_bound(benchmark, metric: str, bound: float, *, better: str, unit: str = "",
+                  stderr: str | None = None) -> None:
+    """Judge this row's figure ``metric`` against ``bound`` (no time ratio).
+
+    ``metric`` is a key of the row's metrics, or ``"throughput"`` (items per
+    second) or ``"time"`` (median seconds per round). ``better`` is
+    ``"lower"`` (the figure must be <= bound) or ``"higher"`` (>= bound);
+    ``unit`` is printed after both numbers. ``stderr`` names the metric that
+    holds the figure's standard error, if it has one: the verdict is then
+    "met" or "missed" only when the figure is two standard errors clear of
+    the bound, and "within 2 stderr" otherwise. Calling it again for the same
+    metric replaces the earlier bound.
+    """
+    if better not in ("lower", "higher"):
+        raise ValueError(f"better: expected 'lower' or 'higher', got {better!r}")
+    benchmark.extra_info.setdefault("bounds", {})[metric] = {
+        "bound": bound, "better": better, "unit": unit, "stderr": stderr,
+    }
 
 
 def _timed(fn, setup) -> float:

@@ -18,7 +18,7 @@ Run: ``PYTHONPATH=. .venv/bin/python -m pytest bench/bench_analytics.py --benchm
   the measured stretch includes one hour close and every user's first
   sight of the new hour. Off and on alternate in blocks of 50 reads.
 * ``analytics-overhead-serve`` and ``analytics-overhead-cache``: the same hot
-  loop with analytics off (peer) and on (ours). The loop replays a Zipf(0.8)
+  loop with analytics on (the timed row). The loop replays a Zipf(0.8)
   trace (seeded) through :class:`meshcore.cache.ContentCache` (``request``,
   and ``insert`` on a miss); ``-serve`` also serves every chunk of the item
   from an in-memory store, verifying it with ``blake2b_256`` as a node does
@@ -42,9 +42,10 @@ Run: ``PYTHONPATH=. .venv/bin/python -m pytest bench/bench_analytics.py --benchm
   replayed alone (best of 3; tiers approximated for the cache loops) and
   ``isolated_share`` = isolated / (isolated + loop): the cost without the
   cache misses the loop's own work inflicts on the collector's data, a
-  lower bound of the in-loop figure. ``paired_vs_peer`` is the harness's
-  whole-run wall-clock ratio (:func:`_harness.paired_ratio`), much noisier.
-  Target < 1% (seed requirement < 5%).
+  lower bound of the in-loop figure. Each row is judged against the target,
+  ``analytics_share`` < 1% (seed requirement < 5%), with no time ratio: the
+  loop without analytics is our own code, not a peer, and is measured only
+  inside the alternating blocks.
 * ``analytics-record-counter`` / ``analytics-record-histogram``: N increments
   of a pre-bound labelled counter child (``inc(1)``) or N observations of a
   pre-bound histogram child, ours vs prometheus-client's (peer), same loop.
@@ -52,11 +53,14 @@ Run: ``PYTHONPATH=. .venv/bin/python -m pytest bench/bench_analytics.py --benchm
   time per event, i.e. ``paired_vs_peer >= 2``.
 * ``analytics-report-year``: :func:`build_report` over a year of daily
   rollups of 200 nodes (73,000 counter rows plus 365 mesh rows with
-  sketches) in a SQLite file; the peer is the bare SQL ``SUM`` of the tier
-  counters over the same rows (the floor of any report). Target (bound): the
-  report in under 2 s. Metrics: ``bound_s``, ``first_run_s`` (wall, cold),
-  ``cpu_s`` (process CPU time of that run, insensitive to other processes),
-  ``db_mib`` (the database file size).
+  sketches; 40 nodes in quick mode) in a SQLite file. No library builds this
+  report, so the row has no peer: its median ``time`` is judged against the
+  issue's bound, under 2 s (``against_bound``), with no time ratio. Metrics:
+  ``first_run_s`` (wall, cold), ``cpu_s`` (process CPU time of that run,
+  insensitive to other processes), ``db_mib`` (the database file size).
+
+The recording groups compare the same work against prometheus-client and are
+also judged against their target, ``paired_vs_peer`` >= 2.
 """
 
 from __future__ import annotations
@@ -65,21 +69,21 @@ import collections
 import math
 import os
 import random
-import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 try:  # pytest adds bench/ to sys.path; a script run needs the same
-    from _harness import describe, paired_ratio, scale
+    from _harness import against_bound, describe, paired_ratio, scale
 except ImportError:  # pragma: no cover - script from another directory
     sys.path.insert(0, str(Path(__file__).parent))
-    from _harness import describe, paired_ratio, scale
+    from _harness import against_bound, describe, paired_ratio, scale
 
 from meshcore.analytics.events import Collector
 from meshcore.analytics.metrics import Registry
@@ -233,7 +237,7 @@ def _interleaved_share(trace, items, pool, digests, *, serve: bool, block: int =
     return _share_stats(pairs, len(trace))
 
 
-def _overhead(benchmark, serve: bool, on: bool):
+def _overhead(benchmark, serve: bool):
     trace, items, pool, digests = _workload()
     if serve:
         trace = trace[:N_SERVE]
@@ -244,41 +248,28 @@ def _overhead(benchmark, serve: bool, on: bool):
     def setup_on():
         return (Collector("bench", now=T0, salt="bench-salt-0123456"),)
 
-    def setup_off():
-        return (None,)
-
     def pedantic_on():  # pytest-benchmark wants (args, kwargs)
         return setup_on(), {}
 
-    def pedantic_off():
-        return setup_off(), {}
-
     group = f"analytics-overhead-{'serve' if serve else 'cache'}"
-    if on:
-        ratio = paired_ratio(run, run, rounds=PAIRS, ours_setup=setup_on, peer_setup=setup_off)
-        stats = _interleaved_share(trace, items, pool, digests, serve=serve)
-        calls = [(content, user, "local" if k % 3 == 0 else ("mesh" if k & 1 else "external"),
-                  CHUNK * len(items[k]), house, now)
-                 for k, content, user, house, now in trace]
-        iso = _isolated_us(calls)
-        describe(benchmark, group=group, impl="loop+analytics", role="ours", items=len(trace),
-                 unit="requests", paired_vs_peer=ratio, isolated_us_per_request=iso,
-                 isolated_share=iso / (iso + stats["loop_us_per_request"]), **stats)
-        benchmark.pedantic(run, setup=pedantic_on, rounds=scale(3, 1), iterations=1)
-    else:
-        describe(benchmark, group=group, impl="loop (analytics off)", role="peer",
-                 items=len(trace), unit="requests")
-        benchmark.pedantic(run, setup=pedantic_off, rounds=scale(3, 1), iterations=1)
+    stats = _interleaved_share(trace, items, pool, digests, serve=serve)
+    calls = [(content, user, "local" if k % 3 == 0 else ("mesh" if k & 1 else "external"),
+              CHUNK * len(items[k]), house, now)
+             for k, content, user, house, now in trace]
+    iso = _isolated_us(calls)
+    describe(benchmark, group=group, impl="loop+analytics", role="ours", items=len(trace),
+             unit="requests", isolated_us_per_request=iso,
+             isolated_share=iso / (iso + stats["loop_us_per_request"]), **stats)
+    against_bound(benchmark, "analytics_share", 0.01, better="lower", stderr="share_stderr")
+    benchmark.pedantic(run, setup=pedantic_on, rounds=scale(3, 1), iterations=1)
 
 
-@pytest.mark.parametrize("on", [True, False], ids=["on", "off"])
-def test_overhead_serve(benchmark, on):
-    _overhead(benchmark, True, on)
+def test_overhead_serve(benchmark):
+    _overhead(benchmark, True)
 
 
-@pytest.mark.parametrize("on", [True, False], ids=["on", "off"])
-def test_overhead_cache(benchmark, on):
-    _overhead(benchmark, False, on)
+def test_overhead_cache(benchmark):
+    _overhead(benchmark, False)
 
 
 # -- serving chunks from the content store ------------------------------------------
@@ -376,8 +367,7 @@ def _store_share(store, trace) -> dict[str, float]:
     return _share_stats(pairs, len(trace))
 
 
-@pytest.mark.parametrize("on", [True, False], ids=["on", "off"])
-def test_overhead_store(benchmark, on):
+def test_overhead_store(benchmark):
     store, trace = _store_workload()
     _serve_store(store, trace, None)  # warm the page cache
 
@@ -387,29 +377,18 @@ def test_overhead_store(benchmark, on):
     def setup_on():
         return (_warm_collector(trace),)
 
-    def setup_off():
-        return (None,)
-
     group = "analytics-overhead-store"
-    if on:
-        ratio = paired_ratio(run, run, rounds=PAIRS, ours_setup=setup_on, peer_setup=setup_off)
-        stats = _store_share(store, trace)
-        served = _serve_store(store, trace, None)
-        calls = [(content, user, "local", len(store.get(digest)), house, now)
-                 for digest, content, user, house, now in trace]
-        iso = _isolated_us(calls, warm=True)
-        describe(benchmark, group=group, impl="store.get+analytics", role="ours",
-                 items=len(trace), unit="chunks", paired_vs_peer=ratio,
-                 mean_chunk_kib=served / len(trace) / 1024,
-                 stored_chunks=_STORE_STATE["chunks"], isolated_us_per_request=iso,
-                 isolated_share=iso / (iso + stats["loop_us_per_request"]), **stats)
-        benchmark.pedantic(run, setup=lambda: (setup_on(), {}), rounds=scale(3, 1),
-                           iterations=1)
-    else:
-        describe(benchmark, group=group, impl="store.get (analytics off)", role="peer",
-                 items=len(trace), unit="chunks")
-        benchmark.pedantic(run, setup=lambda: (setup_off(), {}), rounds=scale(3, 1),
-                           iterations=1)
+    stats = _store_share(store, trace)
+    served = _serve_store(store, trace, None)
+    calls = [(content, user, "local", len(store.get(digest)), house, now)
+             for digest, content, user, house, now in trace]
+    iso = _isolated_us(calls, warm=True)
+    describe(benchmark, group=group, impl="store.get+analytics", role="ours",
+             items=len(trace), unit="chunks", mean_chunk_kib=served / len(trace) / 1024,
+             stored_chunks=_STORE_STATE["chunks"], isolated_us_per_request=iso,
+             isolated_share=iso / (iso + stats["loop_us_per_request"]), **stats)
+    against_bound(benchmark, "analytics_share", 0.01, better="lower", stderr="share_stderr")
+    benchmark.pedantic(run, setup=lambda: (setup_on(), {}), rounds=scale(3, 1), iterations=1)
 
 
 # -- recording cost ---------------------------------------------------------------
@@ -479,9 +458,10 @@ def test_record(benchmark, kind, who):
         ratio = paired_ratio(ours, peer, rounds=PAIRS)
         describe(benchmark, group=group, impl="meshcore (pre-bound child)", role="ours",
                  items=N_EVENTS, unit="events", paired_vs_peer=ratio)
+        against_bound(benchmark, "paired_vs_peer", 2.0, better="higher")
         benchmark.pedantic(ours, rounds=scale(5, 2), iterations=1)
     else:
-        describe(benchmark, group=group, impl=f"prometheus-client {prometheus_client.__name__}",
+        describe(benchmark, group=group, impl=f"prometheus-client {version('prometheus-client')}",
                  role="peer", items=N_EVENTS, unit="events")
         benchmark.pedantic(peer, rounds=scale(5, 2), iterations=1)
 
@@ -542,30 +522,17 @@ def _report(path):
                             resolution="day")
 
 
-def _sql_sum(path):
-    db = sqlite3.connect(path)
-    cols = ", ".join(f"SUM(req_{t}), SUM(bytes_{t})" for t in TIERS)
-    row = db.execute(f"SELECT {cols} FROM rollup WHERE res = 'day' AND node != '*'").fetchone()
-    db.close()
-    return row
-
-
-@pytest.mark.parametrize("who", ["report", "sql-sum"])
-def test_report_year(benchmark, who, year_store):
+def test_report_year(benchmark, year_store):
     path, size = year_store
     rows = N_NODES * N_DAYS
-    if who == "report":
-        t0 = time.perf_counter()
-        c0 = time.process_time()
-        report = _report(path)
-        cpu = time.process_time() - c0
-        first = time.perf_counter() - t0
-        assert report["nodes"] == N_NODES
-        describe(benchmark, group="analytics-report-year", impl="build_report (200 nodes x 365 d)",
-                 role="ours", items=rows, unit="rollups", bound_s=2.0, first_run_s=first, cpu_s=cpu,
-                 db_mib=size / 2**20)
-        benchmark.pedantic(_report, args=(path,), rounds=scale(3, 1), iterations=1)
-    else:
-        describe(benchmark, group="analytics-report-year", impl="sqlite SUM of tier counters",
-                 role="peer", items=rows, unit="rollups")
-        benchmark.pedantic(_sql_sum, args=(path,), rounds=scale(3, 1), iterations=1)
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    report = _report(path)
+    cpu = time.process_time() - c0
+    first = time.perf_counter() - t0
+    assert report["nodes"] == N_NODES
+    describe(benchmark, group="analytics-report-year",
+             impl=f"build_report ({N_NODES} nodes x {N_DAYS} d)", role="ours", items=rows,
+             unit="rollups", first_run_s=first, cpu_s=cpu, db_mib=size / 2**20)
+    against_bound(benchmark, "time", 2.0, better="lower", unit="s")
+    benchmark.pedantic(_report, args=(path,), rounds=scale(3, 1), iterations=1)

@@ -1,4 +1,9 @@
-"""DRR scheduler vs a heapq weighted fair queue (SCFQ), dequeues per second.
+"""DRR scheduler: dequeues per second against the issue's bound, and flatness in the flow count.
+
+No library implements a weighted deficit round robin for Python, and a
+queue written in the benchmark is no peer, so every row is judged against
+the targets of issue 3 (``against_bound``; the report prints met or missed
+under the row) and prints no time ratio.
 
 Workload: F backlogged flows (F = 10, 1,000, 100,000), equal weights, every
 item 1500 bytes, quantum 1500, so each turn sends exactly one item: the worst
@@ -13,28 +18,24 @@ Groups ``drr-dequeue-{F}flows``:
 * ``meshcore-compiled dequeue_many(1024)`` (ours): the batch path, 1024
   dequeues per call into preallocated int64 arrays;
 * ``meshcore-pure dequeue()`` (twin): the pure twin draining TWIN_DRAIN items
-  (``items`` set to that, so its throughput is comparable);
-* ``heapq SCFQ`` (peer): self-clocked fair queueing (Golestani, INFOCOM 1994),
-  the usual heap-based WFQ: finish tag ``max(V, last finish of the flow) +
-  size / weight`` stamped at enqueue, one heap entry per backlogged flow
-  (its head's tag), the virtual time V is the tag of the item last served.
-  O(log F) per dequeue; ours is O(1).
+  (``items`` set to that, so its throughput is comparable; no bound: the
+  target is for the compiled kernel).
 
-Metric ``served_spread`` = most minus fewest items served to one flow in the
-drain (1 means perfectly fair at one-item granularity). Target: >= 5 million
-dequeues/s compiled, flat in F (compare 100,000-flow to 10-flow throughput
-within one run).
+Bounds: ``throughput`` >= 5 million dequeues/s (compiled); ``served_spread``
+(most minus fewest items served to one flow in the drain) <= 1, i.e. fair at
+one-item granularity; and, in the 100,000-flow groups, ``vs_10_flows`` >= 0.7:
+the median over back-to-back pairs of the 100,000-flow drain's throughput
+over the 10-flow drain's, the same number of dequeues each (issue 3 asks for
+"flat in the number of flows"; 0.7 is the reading it accepted).
 """
 
 from __future__ import annotations
 
-import heapq
 import importlib
-from collections import deque
 
 import numpy as np
 import pytest
-from _harness import describe, scale
+from _harness import against_bound, describe, paired_ratio, scale
 
 from meshcore.kernels import _drr_py as twin
 
@@ -45,6 +46,8 @@ ITEM = 1500
 QUANTUM = 1500
 BATCH = 1024
 ROUNDS = scale(5, 2)
+TARGET = 5_000_000  # dequeues/s, compiled (issue 3)
+FLAT = 0.7  # 100,000-flow / 10-flow throughput
 
 
 def compiled():
@@ -52,49 +55,6 @@ def compiled():
         return importlib.import_module("meshcore.kernels._drr_c")
     except ImportError as exc:
         pytest.skip(f"compiled drr kernel is not built: {exc}")
-
-
-class HeapSCFQ:
-    """Self-clocked fair queueing on ``heapq``: the peer.
-
-    A fair, reasonably efficient pure-Python weighted fair queue: per-flow
-    FIFOs of ``(finish, item, size)``, finish tags computed once at enqueue,
-    and a heap holding only each backlogged flow's head tag, so a dequeue is
-    one ``heapreplace`` (or ``heappop`` when the flow empties). Ties go to the
-    lower flow id.
-    """
-
-    def __init__(self) -> None:
-        self.queues: dict[int, deque] = {}
-        self.last_finish: dict[int, float] = {}
-        self.weights: dict[int, float] = {}
-        self.heap: list[tuple[float, int]] = []
-        self.vtime = 0.0
-
-    def enqueue(self, flow: int, size: int, item: int = 0) -> None:
-        queue = self.queues.get(flow)
-        if queue is None:
-            queue = self.queues[flow] = deque()
-        start = max(self.vtime, self.last_finish.get(flow, 0.0))
-        finish = start + size / self.weights.get(flow, 1.0)
-        self.last_finish[flow] = finish
-        if not queue:
-            heapq.heappush(self.heap, (finish, flow))
-        queue.append((finish, item, size))
-
-    def dequeue(self):
-        heap = self.heap
-        if not heap:
-            return None
-        finish, flow = heap[0]
-        queue = self.queues[flow]
-        _, item, size = queue.popleft()
-        self.vtime = finish
-        if queue:
-            heapq.heapreplace(heap, (queue[0][0], flow))
-        else:
-            heapq.heappop(heap)
-        return flow, item, size
 
 
 def prefill(sched, flows: int, drain: int) -> int:
@@ -109,106 +69,102 @@ def prefill(sched, flows: int, drain: int) -> int:
     return per_flow
 
 
-def spread(served: list[int]) -> int:
-    return max(served) - min(served)
-
-
 def drr_spread(sched, flows: int) -> int:
-    return spread([sched.served_items(f) for f in range(flows)])
-
-
-def record_spread(benchmark, value: int) -> None:
-    benchmark.extra_info.setdefault("metrics", {})["served_spread"] = value
+    served = [sched.served_items(f) for f in range(flows)]
+    return max(served) - min(served)
 
 
 def group(flows: int) -> str:
     return f"drr-dequeue-{flows}flows"
 
 
-def time_dequeue_loop(benchmark, make, flows: int, drain: int, impl: str, role: str):
-    """Time ``drain`` single ``dequeue()`` calls on a prefilled scheduler; return the last one."""
+def drain_loop(sched, drain: int = DRAIN) -> None:
+    """``drain`` single ``dequeue()`` calls."""
+    dequeue = sched.dequeue
+    for _ in range(drain):
+        dequeue()
+
+
+def make_drain_many():
+    """A drain through ``dequeue_many`` into preallocated arrays."""
+    fo, io, so = (np.empty(BATCH, np.int64) for _ in range(3))
+
+    def drain_many(sched, drain: int = DRAIN) -> None:
+        many = sched.dequeue_many
+        left = drain
+        while left >= BATCH:
+            left -= many(fo, io, so)
+        if left:
+            many(fo[:left], io[:left], so[:left])
+
+    return drain_many
+
+
+def judge(benchmark, sched, flows: int, make, drain) -> None:
+    """The bounds of a compiled row; the flatness pair at the largest flow count."""
+    benchmark.extra_info.setdefault("metrics", {})["served_spread"] = drr_spread(sched, flows)
+    against_bound(benchmark, "throughput", TARGET, better="higher", unit="dequeues/s")
+    against_bound(benchmark, "served_spread", 1, better="lower", unit="items")
+    if flows == FLOW_COUNTS[-1]:
+
+        def setup(n):
+            def prepared():
+                sched = make()
+                prefill(sched, n, DRAIN)
+                return (sched,)
+
+            return prepared
+
+        ratio = paired_ratio(drain, drain, rounds=ROUNDS, ours_setup=setup(flows),
+                             peer_setup=setup(FLOW_COUNTS[0]))
+        benchmark.extra_info["metrics"]["vs_10_flows"] = ratio
+        against_bound(benchmark, "vs_10_flows", FLAT, better="higher")
+
+
+def time_drain(benchmark, make, drain_fn, flows: int, drain: int, impl: str, role: str):
+    """Time ``drain_fn`` over a freshly prefilled scheduler per round; return the last one."""
     last = {}
 
     def setup():
         sched = make()
         prefill(sched, flows, drain)
         last["sched"] = sched
-        return (sched,), {}
-
-    def run(sched):
-        dequeue = sched.dequeue
-        for _ in range(drain):
-            dequeue()
+        return (sched, drain), {}
 
     describe(benchmark, group=group(flows), impl=impl, role=role, items=drain, unit="dequeues")
-    benchmark.pedantic(run, setup=setup, rounds=ROUNDS, iterations=1)
-    return last["sched"]
+    benchmark.pedantic(drain_fn, setup=setup, rounds=ROUNDS, iterations=1)
+    sched = last["sched"]
+    assert len(sched) == flows * (-(-drain // flows) + 1) - drain
+    return sched
 
 
 @pytest.mark.parametrize("flows", FLOW_COUNTS)
 def test_dequeue_loop_ours(benchmark, flows):
     mod = compiled()
-    sched = time_dequeue_loop(
-        benchmark,
-        lambda: mod.DRRScheduler(quantum=QUANTUM),
-        flows,
-        DRAIN,
-        "meshcore-compiled dequeue()",
-        "ours",
-    )
-    assert len(sched) == flows * (-(-DRAIN // flows) + 1) - DRAIN
-    record_spread(benchmark, drr_spread(sched, flows))
+
+    def make():
+        return mod.DRRScheduler(quantum=QUANTUM)
+
+    sched = time_drain(benchmark, make, drain_loop, flows, DRAIN,
+                       "meshcore-compiled dequeue()", "ours")
+    judge(benchmark, sched, flows, make, drain_loop)
 
 
 @pytest.mark.parametrize("flows", FLOW_COUNTS)
 def test_dequeue_many_ours(benchmark, flows):
     mod = compiled()
-    out = [np.empty(BATCH, np.int64) for _ in range(3)]
-    last = {}
 
-    def setup():
-        sched = mod.DRRScheduler(quantum=QUANTUM)
-        prefill(sched, flows, DRAIN)
-        last["sched"] = sched
-        return (sched,), {}
+    def make():
+        return mod.DRRScheduler(quantum=QUANTUM)
 
-    def run(sched):
-        fo, io, so = out
-        many = sched.dequeue_many
-        left = DRAIN
-        while left >= BATCH:
-            left -= many(fo, io, so)
-        if left:
-            many(fo[:left], io[:left], so[:left])
-
-    describe(
-        benchmark,
-        group=group(flows),
-        impl=f"meshcore-compiled dequeue_many({BATCH})",
-        role="ours",
-        items=DRAIN,
-        unit="dequeues",
-    )
-    benchmark.pedantic(run, setup=setup, rounds=ROUNDS, iterations=1)
-    assert len(last["sched"]) == flows * (-(-DRAIN // flows) + 1) - DRAIN
-    record_spread(benchmark, drr_spread(last["sched"], flows))
+    drain_many = make_drain_many()
+    sched = time_drain(benchmark, make, drain_many, flows, DRAIN,
+                       f"meshcore-compiled dequeue_many({BATCH})", "ours")
+    judge(benchmark, sched, flows, make, drain_many)
 
 
 @pytest.mark.parametrize("flows", FLOW_COUNTS)
 def test_dequeue_twin(benchmark, flows):
-    sched = time_dequeue_loop(
-        benchmark,
-        lambda: twin.DRRScheduler(quantum=QUANTUM),
-        flows,
-        TWIN_DRAIN,
-        "meshcore-pure dequeue()",
-        "twin",
-    )
-    record_spread(benchmark, drr_spread(sched, flows))
-
-
-@pytest.mark.parametrize("flows", FLOW_COUNTS)
-def test_dequeue_peer(benchmark, flows):
-    peer = time_dequeue_loop(benchmark, HeapSCFQ, flows, DRAIN, "heapq SCFQ dequeue()", "peer")
-    per_flow = -(-DRAIN // flows) + 1
-    record_spread(benchmark, spread([per_flow - len(peer.queues[f]) for f in range(flows)]))
+    sched = time_drain(benchmark, lambda: twin.DRRScheduler(quantum=QUANTUM), drain_loop,
+                       flows, TWIN_DRAIN, "meshcore-pure dequeue()", "twin")
+    benchmark.extra_info.setdefault("metrics", {})["served_spread"] = drr_spread(sched, flows)

@@ -1,29 +1,35 @@
-"""Fairness under load (fair scheduler vs FIFO) and the policy layer's cost per decision.
+"""Fairness under load (fair scheduler, FIFO for contrast) and the policy layer's cost per decision.
+
+No library schedules transfers the way FairScheduler does, so no row has a
+peer: each row is judged against the issue's targets (``against_bound``; the
+report prints met or missed under the row) and prints no time ratio.
 
 Groups ``fairness-{scenario}`` (the issue's scenarios from
 ``meshcore.fairness.scenarios.standard_scenarios``: equal backlogged users,
 one heavy user against many light ones, guest vs member, 200 users at peak,
 1,000 flows on one bottleneck, users arriving and leaving): one seeded
-simulator run per round through ``FairScheduler`` (ours) and through the FIFO
-baseline (peer, ``FifoBaseline``: one shared queue, two chunks per transfer)
-on the same workload. Metrics, per the issue:
+simulator run per round through ``FairScheduler`` (the timed row; its
+throughput is simulated decisions per wall-clock second). Metrics, per the
+issue:
 
 * ``jfi``: Jain's index among backlogged users (weighted by class), the worst
-  epoch; target >= 0.99;
+  epoch; bound >= 0.99;
 * ``worst_vs_maxmin``: the worst user's bytes / its weighted max-min fair
-  share, the worst epoch; target >= 0.95.
+  share, the worst epoch; bound >= 0.95;
+* ``fifo_jfi`` / ``fifo_worst_vs_maxmin``: the same figures for the FIFO
+  baseline (``FifoBaseline``: one shared queue, two chunks per transfer) on
+  the same workload, run once untimed: what a plain queue gives. FIFO does
+  different work from the fair scheduler, so its run time is not compared.
 
 Group ``fairness-overhead``: the cost of one transfer decision. Workload: 100
 hosts with 1..5 backlogged transfers each (300 transfers), 16 KiB slices.
-
-* ours: ``FairScheduler.next_send`` (policy layer + kernel: slice, refill,
-  sojourn bookkeeping, host and class checks);
-* peer ("bare DRR kernel", the bound): ``DRRScheduler.dequeue()`` plus the
-  ``enqueue`` that keeps the flow backlogged, the kernel work a decision
-  needs, in the same run and process.
-
-Metric ``added_us_per_decision`` = median over alternating pairs of
-(ours - bare) / decisions, in microseconds; target <= 2.
+The row times ``FairScheduler.next_send`` (policy layer + kernel: slice,
+refill, sojourn bookkeeping, host and class checks). ``added_us_per_decision``
+= median over alternating pairs of (next_send - bare kernel) / decisions, in
+microseconds, where the bare kernel is ``DRRScheduler.dequeue()`` plus the
+``enqueue`` that keeps the flow backlogged (the kernel work a decision needs,
+same run and process; ``kernel_us_per_decision`` its median cost). Bound:
+``added_us_per_decision`` <= 2.
 """
 
 from __future__ import annotations
@@ -32,10 +38,10 @@ import statistics
 import time
 
 import pytest
-from _harness import describe, scale
+from _harness import against_bound, describe, scale
 
 from meshcore.config import parse_config
-from meshcore.fairness.policy import ClientIdentity, Policy
+from meshcore.fairness.policy import Policy, Principal
 from meshcore.fairness.scenarios import run_scenario, standard_scenarios
 from meshcore.fairness.scheduler import FairScheduler, Transfer
 from meshcore.fairness.settings import parse_fairness
@@ -50,28 +56,30 @@ CHUNK = 16384
 BIG = 10**15
 
 
-@pytest.mark.parametrize("who", ["fair", "fifo"])
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_fairness_scenario(benchmark, name, who):
+def test_fairness_scenario(benchmark, name):
     sc = SCENARIOS[name]
-    # Decisions per run: link bytes / slice size (the same for both: the link never idles).
+    # Decisions per run: link bytes / slice size (the link never idles).
     label = {
         "group": f"fairness-{name}",
-        "impl": "meshcore FairScheduler" if who == "fair" else "FIFO baseline",
-        "role": "ours" if who == "fair" else "peer",
+        "impl": "meshcore FairScheduler",
+        "role": "ours",
         "items": int(sc.link_rate * sc.duration // sc.chunk),
         "unit": "decisions",
     }
     describe(benchmark, **label)
-    result = benchmark.pedantic(run_scenario, args=(sc, who), rounds=1, iterations=1)
+    result = benchmark.pedantic(run_scenario, args=(sc, "fair"), rounds=1, iterations=1)
+    fifo = run_scenario(sc, "fifo")
     describe(
         benchmark,
         **label,
         jfi=round(result.jfi, 4),
         worst_vs_maxmin=round(result.worst_ratio, 4),
-        jfi_target=0.99,
-        worst_target=0.95,
+        fifo_jfi=round(fifo.jfi, 4),
+        fifo_worst_vs_maxmin=round(fifo.worst_ratio, 4),
     )
+    against_bound(benchmark, "jfi", 0.99, better="higher")
+    against_bound(benchmark, "worst_vs_maxmin", 0.95, better="higher")
 
 
 def _policy() -> Policy:
@@ -85,7 +93,7 @@ def _ours_setup():
     for h in range(HOSTS):
         for _ in range(1 + h % 5):
             tid += 1
-            sched.submit(Transfer(tid, BIG, ClientIdentity(household=f"h{h}")), now=0.0)
+            sched.submit(Transfer(tid, BIG, Principal(household=f"h{h}")), now=0.0)
     return sched
 
 
@@ -115,8 +123,9 @@ def _bare_run(k, n=DECISIONS):
         enqueue(f, s, t)
 
 
-def _added_us() -> float:
-    diffs = []
+def _added_us() -> tuple[float, float]:
+    """Median (added, kernel) microseconds per decision over alternating pairs."""
+    diffs, kernel = [], []
     for i in range(PAIRS):
         a, b = _ours_setup(), _bare_setup()
         order = [("ours", a), ("bare", b)] if i % 2 == 0 else [("bare", b), ("ours", a)]
@@ -126,23 +135,21 @@ def _added_us() -> float:
             (_ours_run if who == "ours" else _bare_run)(obj)
             times[who] = time.perf_counter() - start
         diffs.append((times["ours"] - times["bare"]) / DECISIONS * 1e6)
-    return statistics.median(diffs)
+        kernel.append(times["bare"] / DECISIONS * 1e6)
+    return statistics.median(diffs), statistics.median(kernel)
 
 
-@pytest.mark.parametrize("who", ["ours", "bare"])
-def test_decision_overhead(benchmark, who):
+def test_decision_overhead(benchmark):
     label = {
         "group": "fairness-overhead",
-        "impl": f"FairScheduler.next_send ({BACKEND} kernel)"
-        if who == "ours"
-        else f"bare DRRScheduler dequeue+enqueue ({BACKEND})",
-        "role": "ours" if who == "ours" else "peer",
+        "impl": f"FairScheduler.next_send ({BACKEND} kernel)",
+        "role": "ours",
         "items": DECISIONS,
         "unit": "decisions",
     }
     describe(benchmark, **label)
-    if who == "ours":
-        benchmark.pedantic(_ours_run, setup=lambda: ((_ours_setup(),), {}), rounds=PAIRS)
-        describe(benchmark, **label, added_us_per_decision=round(_added_us(), 3), target_us=2.0)
-    else:
-        benchmark.pedantic(_bare_run, setup=lambda: ((_bare_setup(),), {}), rounds=PAIRS)
+    benchmark.pedantic(_ours_run, setup=lambda: ((_ours_setup(),), {}), rounds=PAIRS)
+    added, kernel = _added_us()
+    describe(benchmark, **label, added_us_per_decision=round(added, 3),
+             kernel_us_per_decision=round(kernel, 3))
+    against_bound(benchmark, "added_us_per_decision", 2.0, better="lower", unit="µs")

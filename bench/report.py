@@ -10,6 +10,10 @@ peer's (medians), so ``1.8x`` means 1.8 times the peer's throughput.
 ``paired``, where a benchmark measured it, is the median of per-pair ratios
 with ours and the peer timed back to back (robust to a drifting machine; see
 ``paired_ratio`` in ``bench/_harness.py``, with the other conventions).
+
+A row with a bound (``against_bound`` in ``bench/_harness.py``) gets a line
+under it: its figure, the bound, met or missed, and figure / bound. That line
+is the row's verdict; such rows need no peer and print no time ratio.
 """
 
 from __future__ import annotations
@@ -44,6 +48,40 @@ def _metric(value) -> str:
     return str(value)
 
 
+def _figure(value: float) -> str:
+    return _si(value) if abs(value) >= 1e3 else f"{value:.4g}"
+
+
+def _judge(row: dict, metric: str, spec: dict) -> dict:
+    """One bound of a row: the figure it names, met or not, and figure / bound."""
+    special = {"throughput": row["rate"], "time": row["median"], "paired_vs_peer": row["paired"]}
+    value = row["metrics"].get(metric, special.get(metric))
+    bound, better = spec["bound"], spec["better"]
+    err = row["metrics"].get(spec.get("stderr") or "", 0.0)
+    met = None
+    if isinstance(value, (int, float)):
+        # Signed margin by which the figure beats the bound; 2 stderr of slack either way.
+        margin = bound - value if better == "lower" else value - bound
+        met = True if margin >= 2 * err else (False if margin < -2 * err else "noise")
+    return {"metric": metric, "value": value, "bound": bound, "better": better,
+            "unit": spec.get("unit", ""), "met": met, "stderr": err or None,
+            "fraction": value / bound if met is not None and bound else None}
+
+
+def _bound_line(b: dict, markdown: bool) -> str:
+    unit = f" {b['unit']}" if b["unit"] else ""
+    sign = ("≤" if markdown else "<=") if b["better"] == "lower" else ("≥" if markdown else ">=")
+    value = "no figure" if b["met"] is None else f"{_figure(b['value'])}{unit}"
+    if b["stderr"] is not None and b["met"] is not None:
+        value += f" ± {_figure(b['stderr'])}"
+    verdict = {True: "met", False: "MISSED", None: "not measured",
+               "noise": "within 2 stderr"}[b["met"]]
+    if markdown:
+        verdict = f"**{verdict}**"
+    frac = f" ({b['fraction']:.3g} of the bound)" if b["fraction"] is not None else ""
+    return f"{b['metric']} {value} vs bound {sign} {_figure(b['bound'])}{unit}: {verdict}{frac}"
+
+
 def build_rows(data: dict) -> dict[str, list[dict]]:
     """Group benchmark entries and compute throughput and peer ratios."""
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -59,11 +97,13 @@ def build_rows(data: dict) -> dict[str, list[dict]]:
                 "rate": items / median if items and median > 0 else None,
                 "unit": info.get("unit", "ops"),
                 "metrics": dict(info.get("metrics", {})),
+                "bound_specs": dict(info.get("bounds", {})),
             }
         )
     for rows in groups.values():
         for row in rows:
             row["paired"] = row["metrics"].pop("paired_vs_peer", None)
+            row["bounds"] = [_judge(row, m, spec) for m, spec in row.pop("bound_specs").items()]
         # A named peer is the reference when there is one; otherwise a bound.
         peers = [r for r in rows if r["role"] == "peer"] or [
             r for r in rows if r["role"] == "bound"
@@ -84,6 +124,7 @@ def render(groups: dict[str, list[dict]], markdown: bool) -> str:
     out = []
     for group in sorted(groups):
         rows = groups[group]
+        notes = []
         if markdown:
             out.append(f"\n#### {group}\n")
             out.append(
@@ -101,11 +142,15 @@ def render(groups: dict[str, list[dict]], markdown: bool) -> str:
             if markdown:
                 cells = (r["impl"], r["role"], median, rate, ratio, paired, metrics)
                 out.append("| " + " | ".join(cells) + " |")
+                notes += [f"- {r['impl']}: {_bound_line(b, True)}" for b in r["bounds"]]
             else:
                 out.append(
                     f"  {r['impl']:<28} {r['role']:<5} {median:>14} {rate:>16} "
                     f"{ratio:>8} {paired:>8}  {metrics}"
                 )
+                out += [f"      vs bound: {_bound_line(b, False)}" for b in r["bounds"]]
+        if notes:
+            out += ["", *notes]
     return "\n".join(out) + "\n"
 
 

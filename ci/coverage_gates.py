@@ -21,6 +21,7 @@ GATES = [
     ("kernels", ["*/meshcore/kernels/*"], ["*/meshcore/kernels/_drr_*.py"], 90.0),
     ("top-level modules", ["*/meshcore/*.py"], ["*/meshcore/*/*"], 90.0),
     ("node cache (meshcore/cache)", ["*/meshcore/cache/*"], [], 85.0),
+    ("router composition (meshcore/router)", ["*/meshcore/router/*"], [], 90.0),
     ("network (meshcore/net) and simulator", ["*/meshcore/net/*", "*/meshcore/sim/*"], [], 90.0),
     ("node daemon and drivers (meshcore/node)", ["*/meshcore/node/*"], [], 90.0),
     ("content (meshcore/content)", ["*/meshcore/content/*"], [], 90.0),

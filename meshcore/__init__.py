@@ -17,6 +17,8 @@ from .errors import (
     StorageError,
     TopologyFormatError,
     TraceFormatError,
+    UnknownContentError,
+    UnknownItemError,
 )
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "StorageError",
     "TopologyFormatError",
     "TraceFormatError",
+    "UnknownContentError",
+    "UnknownItemError",
     "__version__",
 ]
 

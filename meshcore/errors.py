@@ -9,12 +9,18 @@ once. Classes that callers expect to be ``ValueError`` also derive from it.
 from __future__ import annotations
 
 __all__ = [
+    "AccessDeniedError",
     "CacheError",
     "ConfigError",
     "DecodeError",
+    "IntegrityError",
     "MeshcoreError",
     "PinnedOverBudgetError",
+    "StorageError",
+    "TopologyFormatError",
     "TraceFormatError",
+    "UnknownContentError",
+    "UnknownItemError",
 ]
 
 
@@ -52,6 +58,17 @@ class TraceFormatError(DecodeError):
 
 class CacheError(MeshcoreError):
     """The node cache cannot do what was asked without breaking a retention rule."""
+
+
+class UnknownItemError(CacheError, KeyError):
+    """The cache holds no item ``key`` (a ``KeyError`` too, for mapping-style callers)."""
+
+    def __init__(self, key: object) -> None:
+        self.key = key
+        super().__init__(f"the cache holds no item {key!r}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class PinnedOverBudgetError(CacheError):
@@ -112,3 +129,17 @@ class AccessDeniedError(MeshcoreError):
         self.action = action
         self.reason = reason
         super().__init__(f"{principal} may not {action}: {reason}")
+
+
+class UnknownContentError(MeshcoreError, KeyError):
+    """No item with this content id is in the catalog (``content_id`` attribute).
+
+    A ``KeyError`` too, for mapping-style callers.
+    """
+
+    def __init__(self, content_id: bytes) -> None:
+        self.content_id = bytes(content_id)
+        super().__init__(f"no item {self.content_id.hex()} in the catalog")
+
+    def __str__(self) -> str:
+        return str(self.args[0])

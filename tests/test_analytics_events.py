@@ -157,7 +157,7 @@ def test_other_events_and_outage_accounting():
     col.record(NeighborChange("peer-1", True), now=DAY0 + 2)  # repeated: no change
     col.record(NeighborChange("peer-2", True), now=DAY0 + 3)
     col.record(NeighborChange("peer-1", False), now=DAY0 + 4)
-    col.record(LinkChange("peer-2", 1.5), now=DAY0 + 5)
+    col.record(LinkChange("n1", "peer-2", math.nan, 1.5), now=DAY0 + 5)
     col.record(QuotaAction("aa:bb:cc:dd:ee:ff", "throttle"), now=DAY0 + 6)
     col.record(CongestionEpisode("wlan0", 12.0), now=DAY0 + 7)
     col.record(CacheLookup(True), now=DAY0 + 8)
@@ -189,8 +189,8 @@ def test_other_events_and_outage_accounting():
     assert day.get("outage_seconds") == pytest.approx(3600.0)
     with pytest.raises(TypeError, match="not an analytics event"):
         col.record("hello", now=DAY0 + 86401)
-    with pytest.raises(ValueError, match="etx"):
-        col.record(LinkChange("p", 0.5), now=DAY0 + 86401)
+    with pytest.raises(ValueError, match="new_cost"):
+        col.record(LinkChange("n1", "p", 1.0, 0.5), now=DAY0 + 86401)
 
 
 def test_long_silent_outage_is_counted_in_full():

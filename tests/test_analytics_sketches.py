@@ -17,8 +17,11 @@ from meshcore.analytics.sketches import (
     MisraGries,
     SpaceSaving,
     hour_and_weekday,
+    item_hash,
 )
 from meshcore.errors import DecodeError
+
+ITEM_HASH_USER_1 = 0xA173746B114C6BE8  # XXH64("user-1", seed 0), recorded: must never change
 
 # -- HyperLogLog -----------------------------------------------------------------
 
@@ -46,6 +49,21 @@ def test_hll_error_distribution_matches_stated_standard_error():
     rms = math.sqrt(sum(e * e for e in errors) / trials)
     stated = 1.04 / math.sqrt(2**p)
     assert 0.6 * stated <= rms <= 1.4 * stated
+
+
+def test_item_hash_is_xxh64_pinned_across_machines():
+    # Nodes merge each other's sketches, so every node must hash an item alike:
+    # XXH64 seed 0 of the UTF-8 bytes. The empty input's value is the spec's test vector.
+    assert item_hash(b"") == item_hash("") == 0xEF46DB3751D8E999
+    assert item_hash("user-1") == item_hash(b"user-1") == ITEM_HASH_USER_1
+    # The register layout is part of the wire format: the top p bits pick the register,
+    # the rank is 1 + the leading zeros of the remaining 64 - p bits.
+    hll = HyperLogLog(4)
+    hll.add("user-1")
+    index, rest = ITEM_HASH_USER_1 >> 60, ITEM_HASH_USER_1 & (2**60 - 1)
+    registers = hll.to_bytes()[4:]
+    assert registers[index] == 60 - rest.bit_length() + 1
+    assert sum(registers) == registers[index]
 
 
 def test_hll_duplicates_do_not_count_and_bytes_equal_str():

@@ -197,12 +197,16 @@ def test_pin_a_protected_item_and_drop_pinned():
     c.insert("q", chunks(("q", 60)), now=0)
     c.insert("q", chunks(("q", 60)), now=0)
     c.insert("q", chunks(("q", 60)), now=0)
-    if c.pinned_bytes:  # "p" was protected
-        c.pin("p", now=0, until=10)
-        assert c.is_pinned("p")
+    # 50 + 60 > 100: "q" pushed "p" out of the policy, and the hook kept it (retained,
+    # not pinned); the 50 bytes left to the policy cannot hold "q".
+    assert "p" in c and "q" not in c
+    assert c.pinned_bytes == 50 and not c.is_pinned("p")
+    assert c.pin("p", now=0, until=10) == []
+    assert c.is_pinned("p")
+    assert c.pinned_bytes == 50  # pinning a protected item does not retain it twice
     eff = c.remove("p", now=1)
-    assert Evicted("p", "removed") in eff
-    assert c.pinned_bytes == 0
+    assert eff == [FreeChunk(b"p", 50), Evicted("p", "removed")]
+    assert c.pinned_bytes == 0 and c.used_bytes == 0
 
 
 def test_lru_policy_and_bad_budget():

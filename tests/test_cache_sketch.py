@@ -13,7 +13,18 @@ from meshcore.cache import FrequencySketch, key_hash
 
 
 def test_key_hash_is_stable_and_typed():
-    assert key_hash(1) == key_hash(1)
+    # Pinned values: two nodes must place a key in the same sketch cells on any machine.
+    # Integers use the SplitMix64 finaliser: key_hash(k * golden) is the (k+1)-th output
+    # of Vigna's splitmix64.c seeded with 0, the published reference sequence.
+    gamma = 0x9E3779B97F4A7C15
+    assert key_hash(0) == 0xE220A8397B1DCDAF
+    assert key_hash(gamma) == 0x6E789E6AA1B965F4
+    assert key_hash((2 * gamma) % 2**64) == 0x06C45D188009454F
+    # str and bytes use XXH3-64 (seed 0): the empty input's value is the spec's test vector.
+    assert key_hash(b"") == 0x2D06800538D394C2
+    assert key_hash("a") == 0xE6C632B61E964E1F
+    assert key_hash(-5) == 0x16B1CBA95FC60262  # negatives wrap modulo 2**64 as on 32-bit ARM
+    assert key_hash("é") == key_hash("é".encode()) == 0xF7940A006CF10CB3
     assert key_hash("a") == key_hash(b"a")  # str hashes its UTF-8 bytes
     assert key_hash(b"a") == key_hash(bytearray(b"a"))
     assert key_hash(True) == key_hash(1)

@@ -5,7 +5,9 @@ publishes items in a loop with fsync on; the test kills it with SIGKILL after a 
 delay, ten times over the same state folder. After every kill the node must
 open cleanly, every listed item must be complete and hold exactly the bytes
 it was published with, every item the child reported as published must be
-listed, and no orphan chunk or temp file may remain.
+listed, and no orphan chunk or temp file may remain. Each kill waits until
+the child has written a new file into the store, so no round checks an
+untouched folder.
 """
 
 from __future__ import annotations
@@ -29,8 +31,17 @@ from meshcore.content.node import ContentNode  # noqa: E402
 ITERATIONS = 10
 
 
+def _store_files(state: Path) -> set[Path]:
+    """Every file under the chunk store (chunks, manifests, temp files)."""
+    root = node_settings(state).store_dir
+    return {p for p in root.rglob("*") if p.is_file()} if root.is_dir() else set()
+
+
 def _run_and_kill(state: Path, first: int, delay: float) -> list[int]:
-    """Fork a child that publishes in a loop; SIGKILL it ``delay`` s after it is ready."""
+    """Fork a child that publishes in a loop; SIGKILL it ``delay`` s after it is ready,
+    and not before it has written a new file into the store (failing if it never
+    does). Returns the indices the child reported as published."""
+    before = _store_files(state)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
@@ -45,6 +56,11 @@ def _run_and_kill(state: Path, first: int, delay: float) -> list[int]:
         try:
             assert lines.readline().strip() == "ready"
             time.sleep(delay)
+            # A kill before the child wrote anything would test an untouched store.
+            deadline = time.monotonic() + 30
+            while not _store_files(state) - before:
+                assert time.monotonic() < deadline, "the child wrote nothing in 30 s"
+                time.sleep(0.002)
         finally:
             os.kill(pid, signal.SIGKILL)
             _, status = os.waitpid(pid, 0)

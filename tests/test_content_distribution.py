@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+import meshcore.tiers
 from meshcore.content.distribution import (
-    TIERS,
     Action,
     DistributionContext,
     evaluate,
@@ -124,9 +124,10 @@ def test_tiers_accept_enums_and_reject_unknown():
     class Named(enum.Enum):
         X = "multi-hop"
 
-    assert normalize_tier(Tier.SAME_SEGMENT) == "same-segment"
-    assert normalize_tier(Named.X) == "multi-hop"
-    assert normalize_tier(" Beyond_Gateway ") == "beyond-gateway"
+    assert normalize_tier(Tier.SAME_SEGMENT) is meshcore.tiers.Tier.SAME_SEGMENT
+    assert normalize_tier(Named.X).label == "multi-hop"
+    assert normalize_tier(" Beyond_Gateway ").label == "beyond-gateway"
+    assert normalize_tier(meshcore.tiers.Tier.ONE_HOP) is meshcore.tiers.Tier.ONE_HOP
     with pytest.raises(ValueError, match="tier"):
         normalize_tier("next-door")
     with pytest.raises(TypeError):
@@ -183,7 +184,8 @@ def test_replicate_spreads_load():
 
 
 def test_tiers_order():
-    assert TIERS[0] == "same-segment" and TIERS[-1] == "unreachable"
+    tiers = [normalize_tier(t) for t in ("unreachable", "one-hop", "same-segment", "local")]
+    assert [t.label for t in sorted(tiers)] == ["local", "same-segment", "one-hop", "unreachable"]
 
 
 def test_node_placement_uses_its_own_state(tmp_path):

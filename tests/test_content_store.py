@@ -331,16 +331,22 @@ def test_write_error_leaves_nothing(store, monkeypatch, err, text):
 def test_short_writes_are_completed(store, monkeypatch, step):
     # header (24 bytes) + payload in one writev; the kernel may take any prefix
     real_writev = os.writev
+    asked = []  # bytes offered to each writev call
 
     def dribble(fd, buffers):
-        head = b"".join(bytes(b) for b in buffers)[:step]
-        return real_writev(fd, [head])
+        data = b"".join(bytes(b) for b in buffers)
+        asked.append(len(data))
+        return real_writev(fd, [data[:step]])
 
     monkeypatch.setattr(store_mod.os, "writev", dribble)
     c = random_chunk(100)
     store.put(b2(c), c)
     monkeypatch.undo()
     assert store.get(b2(c)) == c
+    # The patch fired and the store resumed after every short write, each time
+    # offering exactly what was still unwritten, until the whole file was on disk.
+    size = store.chunk_path(b2(c)).stat().st_size
+    assert asked == list(range(size, 0, -step)) and len(asked) > 1
 
 
 def test_zero_write_is_an_error(store, monkeypatch):
@@ -894,6 +900,14 @@ while True:
 """
 
 
+def _finished_chunks(root: Path) -> set[str]:
+    """Names of the chunk files in their final place (no temp files)."""
+    chunk_dir = root / "chunks"
+    if not chunk_dir.is_dir():
+        return set()
+    return {p.name for p in chunk_dir.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")}
+
+
 @pytest.mark.parametrize("batch", [False, True])
 @pytest.mark.parametrize("delay", [0.05, 0.3])
 def test_sigkill_while_writing_leaves_a_clean_store(tmp_path, batch, delay):
@@ -902,21 +916,30 @@ def test_sigkill_while_writing_leaves_a_clean_store(tmp_path, batch, delay):
 
     root = tmp_path / "s"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", WRITER, str(root), "1" if batch else "0"],
         stdout=subprocess.PIPE,
         env=env,
-    )
-    try:
-        assert proc.stdout.readline().strip() == b"ready"
-        time.sleep(delay)
-    finally:
-        proc.kill()
-        proc.wait()
+    ) as proc:
+        try:
+            assert proc.stdout.readline().strip() == b"ready"
+            time.sleep(delay)
+            # The kill must land while chunks are being written, not before the first:
+            # a store left empty would pass every check below.
+            deadline = time.monotonic() + 30
+            while not _finished_chunks(root):
+                assert time.monotonic() < deadline, "the writer finished no chunk in 30 s"
+                time.sleep(0.005)
+        finally:
+            proc.kill()
+            proc.wait()
+    before_reopen = _finished_chunks(root)
     s = ChunkStore(root, budget_bytes=1 << 30)
     assert temp_files(root) == []
     assert s.used_bytes == disk_bytes(root)
     digests = list(s)
+    # every chunk that reached its final name before the kill survives the reopen
+    assert {d.hex() for d in digests} >= before_reopen and before_reopen
     for d in digests:
         assert s.get(d)  # complete and verified, or get() would raise
     assert not s.quarantined()

@@ -13,8 +13,8 @@ from meshcore.fairness.accounting import (
     DOWN,
     UP,
     WINDOWS,
+    Account,
     MeshUsage,
-    Principal,
     RingCounter,
     TokenBucket,
     UsageLedger,
@@ -22,17 +22,17 @@ from meshcore.fairness.accounting import (
     period_bounds,
 )
 
-ALICE = Principal("user", "alice")
-HOUSE = Principal("household", "h1")
+ALICE = Account("user", "alice")
+HOUSE = Account("household", "h1")
 T0 = float(calendar.timegm((2026, 3, 15, 12, 0, 0)))
 
 
 def test_principal_validation():
-    assert str(Principal("device", "aa")) == "device:aa"
+    assert str(Account("device", "aa")) == "device:aa"
     with pytest.raises(ValueError, match="kind"):
-        Principal("planet", "x")
+        Account("planet", "x")
     with pytest.raises(ValueError, match="name"):
-        Principal("user", "")
+        Account("user", "")
 
 
 def test_ring_counter_slides_by_buckets():
@@ -61,7 +61,7 @@ def test_ledger_windows_directions_and_classes():
     assert led.window_usage(ALICE, "day", now=T0 + 3600) == 1230
     assert led.period_usage(ALICE, "day", now=T0) == 1230
     assert led.period_usage(ALICE, "month", now=T0, direction=UP) == 200
-    assert led.principals() == [ALICE]
+    assert led.accounts() == [ALICE]
     with pytest.raises(ValueError, match="window"):
         led.window_usage(ALICE, "year", now=T0)
     with pytest.raises(ValueError, match="direction"):
@@ -140,11 +140,11 @@ def test_mesh_usage_counts_each_node_once():
     assert mesh.merge(b) == 4
     # Duplicate gossip (via another neighbour) changes nothing.
     assert mesh.merge(a + b) == 0
-    assert mesh.usage(ALICE, "day", now=T0) == 1305
-    assert mesh.usage(ALICE, "month", now=T0, direction=DOWN) == 1300
-    assert mesh.usage(HOUSE, "day", now=T0) == 1000
+    assert mesh.usage(ALICE, "day", wall=T0) == 1305
+    assert mesh.usage(ALICE, "month", wall=T0, direction=DOWN) == 1300
+    assert mesh.usage(HOUSE, "day", wall=T0) == 1000
     # Tomorrow the old day's records no longer count.
-    assert mesh.usage(ALICE, "day", now=T0 + 86400) == 0
+    assert mesh.usage(ALICE, "day", wall=T0 + 86400) == 0
 
 
 def test_mesh_usage_newer_report_replaces_older():
@@ -156,7 +156,7 @@ def test_mesh_usage_newer_report_replaces_older():
     mesh = MeshUsage()
     mesh.merge(second)
     mesh.merge(first)  # stale, arrives late
-    assert mesh.usage(ALICE, "day", now=T0) == 150
+    assert mesh.usage(ALICE, "day", wall=T0) == 150
     with pytest.raises(ValueError, match="malformed"):
         mesh.merge([UsageRecord("gw", ALICE, "year", DOWN, T0, 1, 1)])
 

@@ -29,7 +29,7 @@ from meshcore.fairness.opennds import (
     parse_ndsctl_json,
     plan_client,
 )
-from meshcore.fairness.policy import ClientIdentity, Policy
+from meshcore.fairness.policy import Policy, Principal
 from meshcore.fairness.settings import parse_fairness
 
 DATA = Path(__file__).resolve().parent / "data" / "opennds"
@@ -135,7 +135,7 @@ def test_portal_view_maps_mac_ip_token_and_ignores_malformed_output():
     for key in ("A4-C3-F0-12-9E-01", "192.168.1.140", "5a7e3c1d"):
         assert view.find(key).mac == MAC
     ident = view.identity("192.168.1.140")
-    assert ident == ClientIdentity(
+    assert ident == Principal(
         device=MAC, user="alice", household="h7", portal_state="Authenticated"
     )
     assert view.identity("10.0.0.9") is None
@@ -228,7 +228,7 @@ def test_plan_client_applies_class_caps_and_remaining_quota():
     used = {"day": 2 * 10**9, "month": 0}
     assert plan_client(pol, guest, "x", usage=lambda p, per: used[per], now=T0)[1] == "deauth"
     # A member without caps or quotas: unlimited everything.
-    member = ClientIdentity(device=MAC, portal_state="Authenticated")
+    member = Principal(device=MAC, portal_state="Authenticated")
     assert plan_client(pol, member, MAC, usage=lambda p, per: 0, now=T0)[3:] == ["0"] * 5
 
 

@@ -8,14 +8,14 @@ import pytest
 
 from meshcore.config import load_config, parse_config
 from meshcore.errors import ConfigError
-from meshcore.fairness.accounting import Principal, period_bounds
+from meshcore.fairness.accounting import Account, period_bounds
 from meshcore.fairness.congestion import CongestionParams
 from meshcore.fairness.policy import (
     ALLOW,
     DEMOTE,
     REFUSE,
-    ClientIdentity,
     Policy,
+    Principal,
 )
 from meshcore.fairness.settings import normalize_mac, parse_fairness
 
@@ -98,7 +98,7 @@ def test_load_from_file(tmp_path):
 def test_missing_section_gives_one_default_class():
     s = settings_of("")
     assert list(s.classes) == ["default"] and s.default_class == "default"
-    assert Policy(s).resolve(ClientIdentity(user="x")).spec.name == "default"
+    assert Policy(s).resolve(Principal(user="x")).spec.name == "default"
 
 
 def _err(text, path="node.toml"):
@@ -193,7 +193,7 @@ def test_duplicate_rules_that_agree_are_fine():
 def test_precedence_most_specific_wins():
     pol = Policy(settings_of(GOOD))
     # device rule (infra) beats user (member) beats household (guest) beats portal (guest)
-    ident = ClientIdentity(
+    ident = Principal(
         device="aa:bb:cc:dd:ee:01",
         user="alice",
         household="h-guests",
@@ -201,34 +201,34 @@ def test_precedence_most_specific_wins():
     )
     res = pol.resolve(ident)
     assert (res.spec.name, res.rule) == ("infra", "fairness.rules[3]")
-    assert res.charged == Principal("device", "aa:bb:cc:dd:ee:01")
+    assert res.charged == Account("device", "aa:bb:cc:dd:ee:01")
     res = pol.resolve(
-        ClientIdentity(device="aa:bb:cc:dd:ee:02", user="alice", household="h-guests")
+        Principal(device="aa:bb:cc:dd:ee:02", user="alice", household="h-guests")
     )
-    assert (res.spec.name, res.charged) == ("member", Principal("user", "alice"))
+    assert (res.spec.name, res.charged) == ("member", Account("user", "alice"))
     res = pol.resolve(
-        ClientIdentity(user="bob", household="h-guests", portal_state="Authenticated")
+        Principal(user="bob", household="h-guests", portal_state="Authenticated")
     )
-    assert (res.spec.name, res.charged) == ("guest", Principal("household", "h-guests"))
-    res = pol.resolve(ClientIdentity(device="aa:bb:cc:dd:ee:03", portal_state="Preauthenticated"))
-    assert res.spec.name == "guest" and res.charged == Principal("device", "aa:bb:cc:dd:ee:03")
-    res = pol.resolve(ClientIdentity(node="node-7"))
+    assert (res.spec.name, res.charged) == ("guest", Account("household", "h-guests"))
+    res = pol.resolve(Principal(device="aa:bb:cc:dd:ee:03", portal_state="Preauthenticated"))
+    assert res.spec.name == "guest" and res.charged == Account("device", "aa:bb:cc:dd:ee:03")
+    res = pol.resolve(Principal(node="node-7"))
     assert (res.spec.name, res.rule) == ("member", "fairness.default_class")
-    assert res.charged == Principal("node", "node-7")
-    assert pol.resolve(ClientIdentity(node="node-7")) is res  # memoised
+    assert res.charged == Account("node", "node-7")
+    assert pol.resolve(Principal(node="node-7")) is res  # memoised
 
 
 def test_identity_helpers():
-    ident = ClientIdentity(device="AA:BB:CC:DD:EE:01", user="u", household="h", node="n")
+    ident = Principal(device="AA:BB:CC:DD:EE:01", user="u", household="h", node="n")
     assert ident.device == "aa:bb:cc:dd:ee:01"
-    assert ident.host() == Principal("household", "h")
-    assert ClientIdentity(user="u").host() == Principal("user", "u")
-    assert ClientIdentity(device="aa:bb:cc:dd:ee:01").host().kind == "device"
-    assert len(ident.principals()) == 4
+    assert ident.host() == Account("household", "h")
+    assert Principal(user="u").host() == Account("user", "u")
+    assert Principal(device="aa:bb:cc:dd:ee:01").host().kind == "device"
+    assert len(ident.accounts()) == 4
     with pytest.raises(ValueError, match="identity"):
-        ClientIdentity().host()
+        Principal().host()
     with pytest.raises(ValueError, match="mac"):
-        ClientIdentity(device="zz")
+        Principal(device="zz")
     assert normalize_mac("aabbccddeeff") == "aa:bb:cc:dd:ee:ff"
 
 
@@ -236,7 +236,7 @@ def test_resolution_cache_is_bounded():
     pol = Policy(settings_of(GOOD))
     pol.cache_limit = 10
     for i in range(25):
-        assert pol.resolve(ClientIdentity(user=f"u{i}")).spec.name == "member"
+        assert pol.resolve(Principal(user=f"u{i}")).spec.name == "member"
     assert len(pol._cache) <= 10
 
 
@@ -246,12 +246,12 @@ def _usage(table):
 
 def test_admission_soft_then_hard_daily():
     pol = Policy(settings_of(GOOD))
-    alice = ClientIdentity(user="alice")
-    assert pol.admit(alice, usage=_usage({}), now=T0).action == ALLOW
-    adm = pol.admit(alice, usage=_usage({("alice", "day"): 15 * 10**8}), now=T0)
+    alice = Principal(user="alice")
+    assert pol.admit(alice, usage=_usage({}), wall=T0).action == ALLOW
+    adm = pol.admit(alice, usage=_usage({("alice", "day"): 15 * 10**8}), wall=T0)
     assert adm.action == DEMOTE and "soft" in adm.reason and "user:alice" in adm.reason
     assert adm.reset_at == period_bounds("day", T0)[1]
-    adm = pol.admit(alice, usage=_usage({("alice", "day"): 2 * 10**9}), now=T0)
+    adm = pol.admit(alice, usage=_usage({("alice", "day"): 2 * 10**9}), wall=T0)
     assert adm.action == REFUSE
     assert "daily quota of 2000000000 bytes used up by user:alice" in adm.reason
     assert adm.reset_at == calendar.timegm((2026, 3, 16, 0, 0, 0))
@@ -260,16 +260,16 @@ def test_admission_soft_then_hard_daily():
 def test_admission_monthly_and_refusal_beats_demotion():
     text = GOOD.replace('monthly_quota = "10 GB"', 'monthly_quota = "10 GB"\ndaily_quota = "1 GB"')
     pol = Policy(settings_of(text))
-    guest = ClientIdentity(household="h-guests")
-    adm = pol.admit(guest, usage=_usage({("h-guests", "month"): 9 * 10**9}), now=T0)
+    guest = Principal(household="h-guests")
+    adm = pol.admit(guest, usage=_usage({("h-guests", "month"): 9 * 10**9}), wall=T0)
     assert adm.action == DEMOTE and adm.reset_at == calendar.timegm((2026, 4, 1, 0, 0, 0))
     # Day over its hard quota while month is only soft: refused (day reset).
     usage = _usage({("h-guests", "month"): 9 * 10**9, ("h-guests", "day"): 10**9})
-    adm = pol.admit(guest, usage=usage, now=T0)
+    adm = pol.admit(guest, usage=usage, wall=T0)
     assert adm.action == REFUSE and adm.reset_at == period_bounds("day", T0)[1]
     # Infra has no quotas at all.
-    infra = ClientIdentity(device="aa:bb:cc:dd:ee:01")
-    assert pol.admit(infra, usage=_usage({}), now=T0).action == ALLOW
+    infra = Principal(device="aa:bb:cc:dd:ee:01")
+    assert pol.admit(infra, usage=_usage({}), wall=T0).action == ALLOW
 
 
 def test_cli_check(tmp_path, capsys):

@@ -12,8 +12,8 @@ from collections import Counter
 import pytest
 
 from meshcore.config import parse_config
-from meshcore.fairness.accounting import DOWN, Principal, UsageLedger
-from meshcore.fairness.policy import ClientIdentity, Policy
+from meshcore.fairness.accounting import DOWN, Account, UsageLedger
+from meshcore.fairness.policy import Policy, Principal
 from meshcore.fairness.scheduler import FairScheduler, Refused, Transfer
 from meshcore.fairness.settings import parse_fairness
 from meshcore.kernels import BACKGROUND, INTERACTIVE, ON_DEMAND
@@ -44,7 +44,7 @@ def make(extra="", **kw):
 
 
 def H(name):
-    return ClientIdentity(household=name)
+    return Principal(household=name)
 
 
 def drain(s, n, now=T0, step=0.0):
@@ -215,7 +215,9 @@ def test_class_rate_caps_background_and_skips_it():
     s.set_class_rate(BACKGROUND, 20 * CHUNK, now=wake)
     assert s.class_rate(BACKGROUND) == 20 * CHUNK
     s.set_class_rate(BACKGROUND, None, now=wake)
-    assert s.class_rate(BACKGROUND) is None and s.get_timer() is None
+    # Uncapped, nothing waits on a rate: the only deadline left is the
+    # accounting flush that is due while transfers are active.
+    assert s.class_rate(BACKGROUND) is None and s.get_timer() == T0 + s.flush_interval
     assert all(s.next_send(now=wake) for _ in range(10))
     with pytest.raises(ValueError, match="priority"):
         s.set_class_rate(7, 1.0, now=T0)
@@ -255,18 +257,18 @@ def test_quota_demotes_then_refuses_mid_transfer_and_at_submit():
 def test_accounting_charges_every_principal_down():
     led = UsageLedger()
     s = make(ledger=led, flush_interval=5.0)
-    ident = ClientIdentity(device="aa:bb:cc:dd:ee:01", user="ann", household="h")
+    ident = Principal(device="aa:bb:cc:dd:ee:01", user="ann", household="h")
     s.submit(Transfer(1, 3 * CHUNK, ident), now=T0)
     s.submit(Transfer(2, BIG, ident), now=T0)
     drain(s, 4)
     s.complete(2, now=T0 + 1)
-    for p in ident.principals():
+    for p in ident.accounts():
         assert led.period_usage(p, "day", now=T0 + 1, direction=DOWN) == 4 * CHUNK
     # The periodic flush charges active transfers without waiting for their end.
     s.submit(Transfer(3, BIG, ident), now=T0 + 1)
     s.next_send(now=T0 + 1)
     s.next_send(now=T0 + 6)  # past the flush deadline
-    assert led.period_usage(Principal("user", "ann"), "day", now=T0 + 6) >= 5 * CHUNK
+    assert led.period_usage(Account("user", "ann"), "day", now=T0 + 6) >= 5 * CHUNK
 
 
 def test_mesh_wide_usage_function_is_used_for_quotas():
@@ -279,7 +281,7 @@ def test_mesh_wide_usage_function_is_used_for_quotas():
     pol = Policy(parse_fairness(parse_config(BASE + QUOTAS, "n.toml")))
     s = FairScheduler(pol, usage=usage, now=T0)
     assert not s.submit(Transfer(1, 1, H("meter")), now=T0).accepted
-    assert seen[0] == (Principal("household", "meter"), "day")
+    assert seen[0] == (Account("household", "meter"), "day")
 
 
 def test_bad_arguments():

@@ -184,7 +184,11 @@ def test_batman_secondary_interfaces_merge_and_clients_are_properties():
     assert topo.stats["clients"] == 26
     lines = import_topology(TOPOLOGIES / "batman-adv" / "ffnord-2012-batadv-vis-json-lines.json")
     assert lines.stats["clients"] == 62
-    assert lines.link("56:e6:fc:b0:43:80", "8e:3d:c2:10:10:28") is None or True
+    # line 2 of the dump: router 56:e6:fc:b0:43:80 -> neighbor 8e:3d:c2:10:10:28, label 1.015
+    assert lines.link("56:e6:fc:b0:43:80", "8e:3d:c2:10:10:28").cost == pytest.approx(1.015)
+    # line 1 joins two secondaries (of b0:43:80 and of 99:58:f2): it folds onto their primaries
+    assert "56:e6:fc:af:43:81" not in lines.nodes
+    assert lines.link("56:e6:fc:b0:43:80", "56:e6:fc:99:58:f2").cost == 1.0
 
 
 @needs_data
@@ -1142,13 +1146,17 @@ def test_meshviewer_cnml_netjson_iw_unusual_records():
 
 
 def test_detectors_never_stop_detection(monkeypatch):
-    bmx6 = load_module("bmx6")
+    # the first detector in FORMATS order breaks: it must be asked, and olsr1's after it
+    first = next(iter(FORMATS))
+    calls = []
 
     def boom(head):
+        calls.append(head)
         raise RuntimeError("detector bug")
 
-    monkeypatch.setattr(bmx6, "detect", boom)
+    monkeypatch.setattr(load_module(first), "detect", boom)
     assert detect_format(DOT) == "olsr1"
+    assert len(calls) == 1
 
 
 def test_a_missing_importer_module_is_skipped(monkeypatch):

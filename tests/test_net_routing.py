@@ -48,7 +48,7 @@ def test_costs_next_hops_hops_and_paths():
 
 def test_tiers():
     r = Routes(mesh(), self_id="me")
-    assert r.tier("me") is Tier.SAME_SEGMENT
+    assert r.tier("me") is Tier.LOCAL
     assert r.tier("c") is Tier.SAME_SEGMENT
     assert r.tier("r1") is Tier.ONE_HOP
     assert r.tier("r2") is Tier.MULTI_HOP  # the gateway itself is not beyond itself
@@ -56,7 +56,7 @@ def test_tiers():
     assert r.tier("r4") is Tier.BEYOND_GATEWAY  # over a vpn link
     assert r.tier("r5") is Tier.BEYOND_GATEWAY
     assert r.tier("island") is Tier.UNREACHABLE
-    assert Tier.SAME_SEGMENT < Tier.ONE_HOP < Tier.MULTI_HOP < Tier.BEYOND_GATEWAY
+    assert Tier.LOCAL < Tier.SAME_SEGMENT < Tier.ONE_HOP < Tier.MULTI_HOP < Tier.BEYOND_GATEWAY
 
 
 def test_direct_l2_link_is_same_segment_without_segment_property():

@@ -69,6 +69,9 @@ class FakeBabeld:
     async def close(self) -> None:
         for writer in self.writers:
             writer.close()
+            # An unclosed writer outlives the loop and warns when collected.
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
         if self.server is not None:
             self.server.close()
             with contextlib.suppress(Exception):

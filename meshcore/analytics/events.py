@@ -62,6 +62,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..clock import Calendar
+from ..core import Command, Event
+from ..net.links import LinkChange
+from ..tiers import Tier
 from .metrics import OVERFLOW, Registry
 from .privacy import Pseudonymizer
 from .rollups import COUNTER_FIELDS, RESOLUTIONS, TIERS, Rollup, pack_sketches
@@ -82,6 +86,7 @@ __all__ = [
     "QuotaAction",
     "RequestFailed",
     "RequestServed",
+    "StoreRollup",
     "UplinkChange",
     "jain",
 ]
@@ -105,8 +110,11 @@ def jain(values: list[float]) -> float | None:
 
 
 @dataclass(frozen=True, slots=True)
-class RequestServed:
-    """A request was answered. ``tier`` is where the bytes came from (:data:`TIERS`).
+class RequestServed(Event):
+    """A request was answered. ``tier`` is where the bytes came from.
+
+    ``tier`` is a :class:`~meshcore.tiers.Tier` or one of its analytics groups
+    (:data:`TIERS`: ``"local"``, ``"segment"``, ``"mesh"``, ``"external"``).
 
     ``principal``/``household`` are raw identifiers (MAC, IP, user name): the
     collector pseudonymises them and never stores them. ``nbytes`` >= 0;
@@ -115,7 +123,7 @@ class RequestServed:
 
     content: str
     principal: str
-    tier: str
+    tier: str | Tier
     nbytes: int
     content_class: str = "other"
     household: str = ""
@@ -123,7 +131,7 @@ class RequestServed:
 
 
 @dataclass(frozen=True, slots=True)
-class RequestFailed:
+class RequestFailed(Event):
     """A request could not be served (``reason``: e.g. ``"uplink_down"``, ``"no_holder"``)."""
 
     content: str
@@ -132,14 +140,14 @@ class RequestFailed:
 
 
 @dataclass(frozen=True, slots=True)
-class CacheLookup:
+class CacheLookup(Event):
     """The node's own cache was looked up: ``hit`` or miss."""
 
     hit: bool
 
 
 @dataclass(frozen=True, slots=True)
-class PeerServed:
+class PeerServed(Event):
     """This node served ``nbytes`` to another node ``peer`` (its contribution to the mesh)."""
 
     peer: str
@@ -147,7 +155,7 @@ class PeerServed:
 
 
 @dataclass(frozen=True, slots=True)
-class NeighborChange:
+class NeighborChange(Event):
     """Discovery saw neighbour ``peer`` appear (``up``) or disappear."""
 
     peer: str
@@ -155,15 +163,7 @@ class NeighborChange:
 
 
 @dataclass(frozen=True, slots=True)
-class LinkChange:
-    """The link to ``peer`` changed quality (``etx`` >= 1; ``math.inf`` = lost)."""
-
-    peer: str
-    etx: float
-
-
-@dataclass(frozen=True, slots=True)
-class QuotaAction:
+class QuotaAction(Event):
     """The fairness core acted on ``principal``'s quota (``action``: warn, throttle, block)."""
 
     principal: str
@@ -171,7 +171,7 @@ class QuotaAction:
 
 
 @dataclass(frozen=True, slots=True)
-class CongestionEpisode:
+class CongestionEpisode(Event):
     """A congestion episode on ``link`` ended after ``duration`` seconds."""
 
     link: str
@@ -179,10 +179,17 @@ class CongestionEpisode:
 
 
 @dataclass(frozen=True, slots=True)
-class UplinkChange:
+class UplinkChange(Event):
     """The external uplink went down (``up=False``) or came back."""
 
     up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRollup(Command):
+    """Write one closed window (:class:`~.rollups.Rollup`) to the rollup store."""
+
+    rollup: Rollup
 
 
 #: Buckets of the request latency histogram (seconds).
@@ -205,6 +212,13 @@ class Collector:
     entries hour and day rollups keep (see :func:`~.rollups.pack_sketches`).
     ``registry``: where metrics live (a new one with ``label_cap`` by default).
     ``now``: start time.
+
+    ``now`` is monotonic seconds in every method; rollup windows (minute,
+    hour, day) are calendar windows read on ``calendar`` (:mod:`meshcore.clock`;
+    default: calendar time is ``now``). Protocol (:mod:`meshcore.core`):
+    ``handle(event, now=...)`` records any event of this module (returns no
+    effects); ``handle_timer`` closes due windows and returns one
+    :class:`StoreRollup` command per closed window, for the rollup store.
     """
 
     def __init__(
@@ -220,7 +234,10 @@ class Collector:
         top_k: int = 100,
         stored_top: int = 32,
         max_principals: int = 100_000,
+        calendar: Calendar | None = None,
     ) -> None:
+        self.calendar = calendar if calendar is not None else Calendar()
+        now = self.calendar.wall(now)
         if not isinstance(node, str) or not node:
             raise ValueError(f"node: expected a non-empty string, got {node!r}")
         if pseudonymize is None:
@@ -327,6 +344,7 @@ class Collector:
         """
         # The exact counters and this hour's bytes per principal are updated
         # here; content ids are batched for the top-k sketch (module docstring).
+        now += self.calendar.offset
         if now >= self._minute_end:
             self._roll(now)
         pair = self._served.get((tier, content_class))
@@ -351,7 +369,16 @@ class Collector:
         if latency is not None:
             self._latency.observe(latency)
 
-    def _bind(self, tier: str, content_class: str) -> tuple:
+    def _bind(self, tier: str | Tier, content_class: str) -> tuple:
+        if isinstance(tier, Tier):
+            # A Tier is counted under its analytics group (meshcore.tiers);
+            # the pair is cached under the Tier too, so the hot path stays one lookup.
+            pair = self._served.get((tier.served_from, content_class))
+            if pair is None:
+                pair = self._bind(tier.served_from, content_class)
+            if isinstance(content_class, str):
+                self._served[(tier, content_class)] = pair
+            return pair
         if tier not in TIERS:
             raise ValueError(f"tier: expected one of {', '.join(TIERS)}, got {tier!r}")
         if not isinstance(content_class, str):
@@ -413,15 +440,17 @@ class Collector:
 
     def record(self, event: object, *, now: float) -> None:
         """Record any event of this module. Raises TypeError for anything else."""
-        if now >= self._minute_end:
-            self._roll(now)
-        kind = type(event)
-        if kind is RequestServed:
+        if type(event) is RequestServed:
             self.request_served(
                 event.content, event.principal, event.tier, event.nbytes, now=now,
                 content_class=event.content_class, household=event.household,
                 latency=event.latency)
-        elif kind is RequestFailed:
+            return
+        now = self.calendar.wall(now)
+        if now >= self._minute_end:
+            self._roll(now)
+        kind = type(event)
+        if kind is RequestFailed:
             self._failed.labels(event.reason).inc()
             if self._down_since is not None:
                 self._outage_failed.inc()
@@ -441,9 +470,10 @@ class Collector:
                 self._neighbor_changes.labels("down").inc()
             self._neighbors.set(len(self._known_neighbors))
         elif kind is LinkChange:
-            if event.etx < 1:
-                raise ValueError(f"etx: expected >= 1, got {event.etx!r}")
-            self._link_etx.labels(event.peer).set(event.etx)
+            # This node's link to event.target; the gauge is its new ETX.
+            if not event.new_cost >= 1:
+                raise ValueError(f"new_cost: expected an ETX >= 1, got {event.new_cost!r}")
+            self._link_etx.labels(event.target).set(event.new_cost)
             self._link_changes.inc()
         elif kind is QuotaAction:
             self._quota.labels(event.action).inc()
@@ -577,6 +607,7 @@ class Collector:
         current window (a clock step back) closes nothing.
         """
         self._check_now(now)
+        now = self.calendar.wall(now)
         if now >= self._minute_end:
             self._roll(now)
         return self.drain()
@@ -587,12 +618,22 @@ class Collector:
         return out
 
     def get_timer(self) -> float:
-        """When the current minute window ends (call :meth:`tick` then), Unix seconds."""
-        return float(self._minute_end)
+        """When the current minute window ends (call :meth:`handle_timer` then), monotonic."""
+        return self.calendar.monotonic(float(self._minute_end))
+
+    def handle_timer(self, *, now: float) -> list[StoreRollup]:
+        """Close the windows that ended; one :class:`StoreRollup` per closed window."""
+        return [StoreRollup(r) for r in self.tick(now=now)]
+
+    def handle(self, event: object, *, now: float) -> list:
+        """Record one event (see :meth:`record`); analytics returns no effects."""
+        self.record(event, now=now)
+        return []
 
     def flush(self, *, now: float) -> list[Rollup]:
         """Close the current windows early (shutdown) and return every pending rollup."""
         self._check_now(now)
+        now = self.calendar.wall(now)
         for res in RESOLUTIONS:
             self._end[res] = min(self._end[res], now)
         self._roll(now)
@@ -621,6 +662,7 @@ class Collector:
         """
         from .aggregate import NodeSummary
 
+        now = self.calendar.wall(now)
         if now >= self._minute_end:
             self._roll(now)
         self._version = max(self._version + 1, int(now * 1000))

@@ -49,6 +49,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ..errors import DecodeError, StorageError
+from ..tiers import SERVED_FROM
 from .sketches import HyperLogLog, MisraGries
 
 __all__ = [
@@ -66,8 +67,9 @@ __all__ = [
 ]
 
 #: Where a request was served from: this node's store, a node on the same
-#: segment, a node elsewhere in the mesh, or the external uplink.
-TIERS = ("local", "segment", "mesh", "external")
+#: segment, a node elsewhere in the mesh, or the external uplink (the
+#: analytics groups of :class:`meshcore.tiers.Tier`).
+TIERS = SERVED_FROM
 #: Window lengths in seconds by resolution name.
 RESOLUTIONS = {"minute": 60, "hour": 3600, "day": 86400}
 #: Exact counters of a window, in column order.

@@ -18,14 +18,23 @@ See ``docs/cache.md``.
 from __future__ import annotations
 
 from ._cache import (
+    STAGING_SHARE,
     ContentCache,
     Effect,
     Evicted,
     FreeChunk,
     ItemRejected,
     ItemStored,
+    Lookup,
+    LookupResult,
+    Offer,
+    Pin,
     PinnedOverBudget,
+    Remove,
+    SetBudget,
     StoreChunk,
+    Unpin,
+    cache_budget,
 )
 from ._freshness import Freshness, evaluate, parse_cache_control, parse_http_date, refresh
 from ._policies import (
@@ -59,6 +68,7 @@ from ._traces import (
 
 __all__ = [
     "POLICIES",
+    "STAGING_SHARE",
     "ByteHitTinyLFUPolicy",
     "CachePolicy",
     "ContentCache",
@@ -71,13 +81,21 @@ __all__ = [
     "ItemRejected",
     "ItemStored",
     "LRUPolicy",
+    "Lookup",
+    "LookupResult",
+    "Offer",
+    "Pin",
     "PinnedOverBudget",
+    "Remove",
     "Request",
+    "SetBudget",
     "SizeAwareTinyLFUPolicy",
     "StoreChunk",
     "TraceBlock",
+    "Unpin",
     "WTinyLFUPolicy",
     "ZipfSampler",
+    "cache_budget",
     "daily_blocks",
     "daily_trace",
     "evaluate",

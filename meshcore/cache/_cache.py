@@ -28,9 +28,19 @@ nothing; the exception's ``effects`` attribute carries a
 :class:`PinnedOverBudget` event for the driver to log and export.
 
 **Expiry**: each item may carry ``expires_at`` (HTTP freshness, TTL); a pin may
-carry ``until``. :meth:`ContentCache.expire` (called by the driver at
-:meth:`ContentCache.get_timer`) drops expired items and releases lapsed pins
-back into the policy, where they compete like any other item.
+carry ``until``. Both are *calendar* (Unix) seconds, read against the node's
+:class:`~meshcore.clock.Calendar` (``calendar.wall(now)``), so a wall clock
+that steps moves them with it and a clock that is not set yet (a router
+booting in 1970) expires nothing. :meth:`ContentCache.handle_timer` (at
+:meth:`ContentCache.get_timer`, monotonic) drops expired items and releases
+lapsed pins back into the policy, where they compete like any other item.
+
+**Protocol** (:mod:`meshcore.core`): ``handle(event, now=...)`` takes
+:class:`Lookup`, :class:`Offer`, :class:`Pin`, :class:`Unpin`, :class:`Remove`
+and :class:`SetBudget`; :class:`StoreChunk` and :class:`FreeChunk` are
+commands for the storage driver, the rest are facts. The typed methods
+(:meth:`ContentCache.request`, :meth:`ContentCache.insert`...) are the same
+operations, for direct use.
 """
 
 from __future__ import annotations
@@ -39,23 +49,51 @@ import heapq
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
-from ..errors import PinnedOverBudgetError
+from ..clock import Calendar
+from ..core import Command, Event, Fact, dispatches, handler
+from ..errors import PinnedOverBudgetError, UnknownItemError
 from ._policies import CachePolicy, make_policy
 
 __all__ = [
+    "STAGING_SHARE",
     "ContentCache",
     "Effect",
     "Evicted",
     "FreeChunk",
     "ItemRejected",
     "ItemStored",
+    "Lookup",
+    "LookupResult",
+    "Offer",
+    "Pin",
     "PinnedOverBudget",
+    "Remove",
+    "SetBudget",
     "StoreChunk",
+    "Unpin",
+    "cache_budget",
 ]
 
 
+#: Share of a store's byte limit kept free for chunks being fetched (staged
+#: before the cache decides): at least 4 MiB, never more than the limit.
+STAGING_SHARE = 0.05
+_MIN_STAGING = 4 << 20
+
+
+def cache_budget(store_bytes: int) -> int:
+    """The cache core's budget on a store limited to ``store_bytes`` (the staging reserve off).
+
+    One budget decides what is kept (the cache's); the store's limit is the
+    disk's hard stop, and the reserve between them keeps a fetch from finding
+    the disk full because the cache filled it.
+    """
+    reserve = max(_MIN_STAGING, int(store_bytes * STAGING_SHARE))
+    return max(0, store_bytes - min(reserve, store_bytes))
+
+
 @dataclass(frozen=True, slots=True)
-class StoreChunk:
+class StoreChunk(Command):
     """Keep chunk ``digest`` (``size`` bytes): a kept item needs it now."""
 
     digest: bytes
@@ -63,7 +101,7 @@ class StoreChunk:
 
 
 @dataclass(frozen=True, slots=True)
-class FreeChunk:
+class FreeChunk(Command):
     """Delete chunk ``digest`` (``size`` bytes): no kept item needs it any more."""
 
     digest: bytes
@@ -71,7 +109,7 @@ class FreeChunk:
 
 
 @dataclass(frozen=True, slots=True)
-class ItemStored:
+class ItemStored(Fact):
     """Item ``key`` (``size`` bytes, chunks counted once) is now kept."""
 
     key: Hashable
@@ -79,7 +117,7 @@ class ItemStored:
 
 
 @dataclass(frozen=True, slots=True)
-class ItemRejected:
+class ItemRejected(Fact):
     """Item ``key`` was not kept; ``reason`` is ``"too-large"`` or ``"admission"``."""
 
     key: Hashable
@@ -87,7 +125,7 @@ class ItemRejected:
 
 
 @dataclass(frozen=True, slots=True)
-class Evicted:
+class Evicted(Fact):
     """Item ``key`` left the cache; ``reason``: ``"policy"``, ``"expired"``, ``"removed"``."""
 
     key: Hashable
@@ -95,14 +133,74 @@ class Evicted:
 
 
 @dataclass(frozen=True, slots=True)
-class PinnedOverBudget:
+class PinnedOverBudget(Fact):
     """Event: pinned content alone would need more than the budget (bytes)."""
 
     pinned_bytes: int
     budget_bytes: int
 
 
-Effect = StoreChunk | FreeChunk | ItemStored | ItemRejected | Evicted | PinnedOverBudget
+@dataclass(frozen=True, slots=True)
+class LookupResult(Fact):
+    """Item ``key`` was looked up: ``hit`` or miss (for analytics)."""
+
+    key: Hashable
+    hit: bool
+
+
+Effect = (
+    StoreChunk | FreeChunk | ItemStored | ItemRejected | Evicted | PinnedOverBudget | LookupResult
+)
+
+
+# -- events (the protocol's inputs) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup(Event):
+    """A local or peer request for ``key`` (:meth:`ContentCache.request`)."""
+
+    key: Hashable
+
+
+@dataclass(frozen=True, slots=True)
+class Offer(Event):
+    """Item ``key`` made of ``chunks`` is available to keep (:meth:`ContentCache.insert`)."""
+
+    key: Hashable
+    chunks: tuple[tuple[bytes, int], ...]
+    expires_at: float | None = None
+    pin: bool = False
+    pin_until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pin(Event):
+    """Pin a kept item until ``until`` (calendar seconds; None: its expiry)."""
+
+    key: Hashable
+    until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unpin(Event):
+    """Release the pin on ``key``."""
+
+    key: Hashable
+
+
+@dataclass(frozen=True, slots=True)
+class Remove(Event):
+    """Drop ``key`` (deleted content, an explicit purge)."""
+
+    key: Hashable
+
+
+@dataclass(frozen=True, slots=True)
+class SetBudget(Event):
+    """Change the byte budget (config reload)."""
+
+    budget_bytes: int
 
 
 @dataclass(slots=True)
@@ -120,6 +218,7 @@ def _check_budget(name: str, value: object) -> int:
     return value
 
 
+@dispatches
 class ContentCache:
     """The node's cache core: byte budget, chunk refcounts, pins, expiry.
 
@@ -127,8 +226,9 @@ class ContentCache:
     eviction policy (see :func:`~meshcore.cache.make_policy`) built with
     ``policy_params``. ``last_replica(key) -> bool`` returns True when the
     mesh would lose ``key`` if this node dropped it; such items are retained
-    instead of evicted while room remains. Raises ValueError for a bad budget
-    or policy name.
+    instead of evicted while room remains. ``calendar`` turns ``now``
+    (monotonic) into the calendar seconds expiries are given in (default:
+    calendar time is ``now``). Raises ValueError for a bad budget or policy name.
     """
 
     def __init__(
@@ -138,7 +238,9 @@ class ContentCache:
         policy: str = "default",
         policy_params: dict[str, object] | None = None,
         last_replica: Callable[[Hashable], bool] | None = None,
+        calendar: Calendar | None = None,
     ) -> None:
+        self.calendar = calendar if calendar is not None else Calendar()
         self._budget = _check_budget("budget_bytes", budget_bytes)
         self._evicted_keys: list[Hashable] = []
         self._policy: CachePolicy = make_policy(
@@ -188,19 +290,88 @@ class ContentCache:
         item = self._items.get(key)
         return item is not None and item.pinned_until is not None
 
+    def size_of(self, key: Hashable) -> int:
+        """Bytes of kept item ``key`` (every chunk counted), 0 when not kept."""
+        item = self._items.get(key)
+        return 0 if item is None else item.size
+
+    def chunks_of(self, key: Hashable) -> tuple[tuple[bytes, int], ...] | None:
+        """The chunks ``(digest, size)`` of kept item ``key``, or None when not kept."""
+        item = self._items.get(key)
+        return None if item is None else item.chunks
+
+    def expires_at(self, key: Hashable) -> float | None:
+        """When kept item ``key`` expires (calendar seconds), or None."""
+        item = self._items.get(key)
+        return None if item is None else item.expires_at
+
     def chunk_refcount(self, digest: bytes) -> int:
         """Number of kept items that need chunk ``digest``."""
         return self._refs.get(digest, 0)
 
     def get_timer(self) -> float | None:
-        """Next time :meth:`expire` has work (an expiry or a pin lapsing), or None."""
+        """Next (monotonic) time :meth:`handle_timer` has work, or None.
+
+        None while the calendar is not trusted: nothing expires on an unset clock.
+        """
+        if not self.calendar.trusted:
+            return None
         while self._timers:
             when, _, key = self._timers[0]
             item = self._items.get(key)
             if item is not None and when in (item.expires_at, item.pinned_until):
-                return when
+                return self.calendar.monotonic(when)
             heapq.heappop(self._timers)
         return None
+
+    def handle_timer(self, *, now: float) -> list[Effect]:
+        """Drop what expired and release lapsed pins (:meth:`expire`)."""
+        return self.expire(now=now)
+
+    # -- protocol handlers ---------------------------------------------------------
+
+    @handler(Lookup)
+    def _on_lookup(self, event: Lookup, *, now: float) -> list[Effect]:
+        hit, effects = self.request(event.key, now=now)
+        effects.append(LookupResult(event.key, hit))
+        return effects
+
+    @handler(Offer)
+    def _on_offer(self, event: Offer, *, now: float) -> list[Effect]:
+        try:
+            return self.insert(event.key, event.chunks, now=now, expires_at=event.expires_at,
+                               pin=event.pin, pin_until=event.pin_until)
+        except PinnedOverBudgetError as exc:
+            # Through the protocol a refused pin is a fact, not an exception:
+            # nothing changed, and the driver reports it.
+            return [*exc.effects, ItemRejected(event.key, "pinned-over-budget")]
+
+    @handler(Pin)
+    def _on_pin(self, event: Pin, *, now: float) -> list[Effect]:
+        try:
+            return self.pin(event.key, now=now, until=event.until)
+        except PinnedOverBudgetError as exc:
+            return list(exc.effects)
+
+    @handler(Unpin)
+    def _on_unpin(self, event: Unpin, *, now: float) -> list[Effect]:
+        return self.unpin(event.key, now=now)
+
+    @handler(Remove)
+    def _on_remove(self, event: Remove, *, now: float) -> list[Effect]:
+        return self.remove(event.key, now=now)
+
+    @handler(SetBudget)
+    def _on_set_budget(self, event: SetBudget, *, now: float) -> list[Effect]:
+        try:
+            return self.set_budget(event.budget_bytes, now=now)
+        except PinnedOverBudgetError as exc:
+            return list(exc.effects)
+
+    def _expired(self, expires_at: float | None, now: float) -> bool:
+        """True when calendar time at ``now`` is past ``expires_at`` (never on an unset clock)."""
+        cal = self.calendar
+        return expires_at is not None and cal.trusted and expires_at <= cal.wall(now)
 
     # -- requests --------------------------------------------------------------
 
@@ -213,7 +384,7 @@ class ContentCache:
         item = self._items.get(key)
         if item is None:
             return False, []
-        if item.expires_at is not None and item.expires_at <= now:
+        if self._expired(item.expires_at, now):
             effects: list[Effect] = []
             self._drop(key, "expired", effects)
             return False, effects
@@ -246,7 +417,7 @@ class ContentCache:
                 )
             norm.append((bytes(digest), size))
         effects: list[Effect] = []
-        if expires_at is not None and expires_at <= now:
+        if self._expired(expires_at, now):
             return [ItemRejected(key, "expired")]
         full = sum(s for _, s in norm)
         item = _Item(tuple(norm), full, expires_at)
@@ -285,10 +456,13 @@ class ContentCache:
     def pin(self, key: Hashable, *, now: float, until: float | None = None) -> list[Effect]:
         """Pin a kept item until ``until`` (default: its expiry); return effects.
 
-        Raises KeyError if ``key`` is not kept, PinnedOverBudgetError (changing
-        nothing) if pinned content would exceed the budget.
+        Raises :class:`~meshcore.errors.UnknownItemError` (a KeyError) if
+        ``key`` is not kept, PinnedOverBudgetError (changing nothing) if pinned
+        content would exceed the budget.
         """
-        item = self._items[key]
+        item = self._items.get(key)
+        if item is None:
+            raise UnknownItemError(key)
         effects: list[Effect] = []
         if item.pinned_until is None and not item.protected:
             after = self._retained_after(item.chunks, None)
@@ -320,16 +494,23 @@ class ContentCache:
         return effects
 
     def expire(self, *, now: float) -> list[Effect]:
-        """Drop items whose expiry is ``<= now`` and release pins that lapsed."""
+        """Drop items whose expiry has passed and release pins that lapsed.
+
+        Expiries and pins are calendar seconds (``calendar.wall(now)``);
+        nothing is done while the calendar is not trusted.
+        """
         effects: list[Effect] = []
-        while self._timers and self._timers[0][0] <= now:
+        if not self.calendar.trusted:
+            return effects
+        wall = self.calendar.wall(now)
+        while self._timers and self._timers[0][0] <= wall:
             _, _, key = heapq.heappop(self._timers)
             item = self._items.get(key)
             if item is None:
                 continue
-            if item.expires_at is not None and item.expires_at <= now:
+            if item.expires_at is not None and item.expires_at <= wall:
                 self._drop(key, "expired", effects)
-            elif item.pinned_until is not None and item.pinned_until <= now:
+            elif item.pinned_until is not None and item.pinned_until <= wall:
                 item.pinned_until = None
                 self._release(key, item, effects)
         return effects

@@ -51,9 +51,10 @@ most-specific-wins, as in sudoers and most firewall rule sets.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import AccessDeniedError, ConfigError
+from ..identity import GUEST, ROLES, Principal
 
 __all__ = [
     "ACTIONS",
@@ -65,32 +66,9 @@ __all__ = [
     "Principal",
 ]
 
-ROLES = ("guest", "member", "curator", "admin")
 ACTIONS = ("read", "publish", "designate")
 _PUSH_POLICIES = ("push-all", "push-tier")
 _WHO_RANK = {"*": 0, "role": 1, "group": 2, "principal": 3}
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Someone asking the node for something.
-
-    ``name`` is the config name (``"guest"`` for the anonymous principal),
-    ``role`` one of :data:`ROLES`, ``groups`` the named groups it belongs to,
-    ``key`` its 32-byte Ed25519 public key when the config gives one.
-    """
-
-    name: str
-    role: str
-    groups: frozenset[str] = field(default_factory=frozenset)
-    key: bytes | None = None
-
-    def __post_init__(self) -> None:
-        if self.role not in ROLES:
-            raise ValueError(f"role: expected one of {', '.join(ROLES)}, got {self.role!r}")
-
-
-GUEST = Principal("guest", "guest")
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,23 +40,23 @@ same answer with no coordination, and a node joining or leaving moves only
 the items it gains or loses (Thaler and Ravishankar, "Using name-based
 mappings to increase hit rates", IEEE/ACM ToN 6(1), 1998).
 
-Locality tiers are the strings of ``meshcore.net.routing`` (an enum member is
-accepted too: its name is lower-cased and ``_`` becomes ``-``), ordered
-:data:`TIERS` nearest first.
+Locality tiers are :class:`meshcore.tiers.Tier` (the one vocabulary shared
+with routing and analytics); their labels (``"one-hop"``) and names
+(``"ONE_HOP"``) are accepted too, and tiers compare nearest first.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 
 import xxhash
 
+from ..tiers import Tier
 from ._policy_names import parse_distribution, parse_retention
 
 __all__ = [
-    "TIERS",
     "Action",
     "DistributionContext",
     "Placement",
@@ -65,11 +65,7 @@ __all__ = [
     "rendezvous_rank",
 ]
 
-#: Locality tiers of a node relative to the publisher, nearest first.
-TIERS = ("same-segment", "one-hop", "multi-hop", "beyond-gateway", "unreachable")
-
-
-class Action(enum.Enum):
+class Action(Enum):
     """What a node should do with an item (see the module docstring)."""
 
     FETCH_NOW = "fetch-now"
@@ -78,16 +74,12 @@ class Action(enum.Enum):
     MUST_NOT_STORE = "must-not-store"
 
 
-def normalize_tier(tier: object) -> str:
-    """The tier string for ``tier`` (a string or an enum member); ValueError if unknown."""
-    if isinstance(tier, enum.Enum):
-        tier = tier.value if isinstance(tier.value, str) else tier.name
-    if not isinstance(tier, str):
-        raise TypeError(f"tier: expected a str or an enum member, got {type(tier).__name__}")
-    text = tier.strip().lower().replace("_", "-")
-    if text not in TIERS:
-        raise ValueError(f"tier: expected one of {', '.join(TIERS)}, got {tier!r}")
-    return text
+def normalize_tier(tier: object) -> Tier:
+    """The :class:`~meshcore.tiers.Tier` for ``tier`` (a Tier, label or name).
+
+    Raises TypeError for another type, ValueError for an unknown name.
+    """
+    return Tier.parse(tier)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +98,13 @@ class DistributionContext:
     """
 
     node_id: str
-    tier: str = "unreachable"
+    tier: Tier | str = Tier.UNREACHABLE
     origin: bool = False
     free_bytes: int = 0
     held: Container[bytes] = field(default_factory=frozenset)
     known_nodes: Iterable[str] = ()
     stored_at: float | None = None
-    push_tier_scope: str = "one-hop"
+    push_tier_scope: Tier | str = Tier.ONE_HOP
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,14 +194,14 @@ def evaluate(manifest, context: DistributionContext, *, now: float) -> Placement
     )
 
 
-def _designated(policy, manifest, context: DistributionContext, tier: str, scope: str):
+def _designated(policy, manifest, context: DistributionContext, tier: Tier, scope: Tier):
     kind = policy.kind
     if kind == "push-all":
         return True, "policy push-all: every node holds it"
     if kind == "push-tier":
-        if context.origin or TIERS.index(tier) <= TIERS.index(scope):
-            return True, f"policy push-tier: this node is {tier}, within {scope}"
-        return False, f"policy push-tier: this node is {tier}, beyond {scope}"
+        if context.origin or tier <= scope:
+            return True, f"policy push-tier: this node is {tier.label}, within {scope.label}"
+        return False, f"policy push-tier: this node is {tier.label}, beyond {scope.label}"
     if kind == "replicate":
         k = policy.replicas or 0
         rank = rendezvous_rank(manifest.content_id, context.node_id, context.known_nodes)

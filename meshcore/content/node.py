@@ -26,7 +26,13 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import AccessDeniedError, DecodeError, IntegrityError, StorageError
+from ..errors import (
+    AccessDeniedError,
+    DecodeError,
+    IntegrityError,
+    StorageError,
+    UnknownContentError,
+)
 from ._policy_names import normalize_tag
 from .access import Principal
 from .catalog import Catalog, CatalogRebuilt, ItemRecord, OpenReport, open_catalog
@@ -42,17 +48,6 @@ from .store import ChunkStore
 __all__ = ["ContentNode", "UnknownContentError"]
 
 log = logging.getLogger("meshcore.content.node")
-
-
-class UnknownContentError(KeyError):
-    """No item with this content id is in the catalog (``content_id`` attribute)."""
-
-    def __init__(self, content_id: bytes) -> None:
-        self.content_id = content_id
-        super().__init__(f"no item {bytes(content_id).hex()} in the catalog")
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class ContentNode:

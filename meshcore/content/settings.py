@@ -49,10 +49,10 @@ from pathlib import Path
 
 from ..config import Config, Section, load_config
 from ..errors import ConfigError
+from ..tiers import Tier
 from ._policy_names import check_access, check_distribution, normalize_retention, normalize_tags
 from .access import ACTIONS, GUEST, ROLES, AccessPolicy, AccessRule, Principal
 from .classify import ClassificationRule, Classifier
-from .distribution import TIERS
 from .keys import load_public_key
 from .publish import DEFAULT_CHUNK_SIZES
 
@@ -139,7 +139,8 @@ class ContentSettings:
         chunk_max = sec.get_bytes("chunk_max", DEFAULT_CHUNK_SIZES[2], min=64)
         if not chunk_min <= chunk_avg <= chunk_max <= 1 << 24:
             raise sec.error("chunk_max", "expected chunk_min <= chunk_avg <= chunk_max <= 16 MiB")
-        scope = sec.get_str("push_tier_scope", "one-hop", choices=TIERS)
+        scope = sec.get_str("push_tier_scope", "one-hop",
+                            choices=[t.label for t in Tier if Tier.LOCAL < t < Tier.EXTERNAL])
         default_access = _access(sec, "default_access", sec.get_str("default_access", "community"))
         default_dist = _distribution(
             sec, "default_distribution", sec.get_str("default_distribution", "on-demand")

@@ -5,7 +5,7 @@ Theory of operation
 **Principals.** Usage is charged to every principal a transfer belongs to: the
 device (client MAC), the user (a portal login), the household (a host in the
 scheduler's sense) and, for node-to-node traffic, the peer node. A
-:class:`Principal` is a ``(kind, name)`` pair.
+:class:`Account` is a ``(kind, name)`` pair.
 
 **Sliding windows.** Each ``(principal, traffic class, direction)`` has one
 :class:`RingCounter` per window: a ring of ``n`` buckets of ``span / n``
@@ -64,14 +64,17 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from ..clock import Calendar
+from ..identity import ACCOUNT_KINDS, Account
+
 __all__ = [
+    "ACCOUNT_KINDS",
     "DOWN",
     "PERIODS",
-    "PRINCIPAL_KINDS",
     "UP",
     "WINDOWS",
+    "Account",
     "MeshUsage",
-    "Principal",
     "RingCounter",
     "TokenBucket",
     "UsageLedger",
@@ -86,33 +89,8 @@ UP = "up"
 DOWN = "down"
 _DIRECTIONS = (UP, DOWN)
 
-#: Kinds of principal, most specific first (the policy's precedence order).
-PRINCIPAL_KINDS = ("device", "user", "household", "node")
-
 #: Quota periods: the UTC day and the UTC calendar month.
 PERIODS = ("day", "month")
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is charged: ``kind`` is one of ``PRINCIPAL_KINDS``, ``name`` its id (MAC, login...).
-
-    Raises ValueError for an unknown kind or an empty name.
-    """
-
-    kind: str
-    name: str
-
-    def __post_init__(self) -> None:
-        if self.kind not in PRINCIPAL_KINDS:
-            raise ValueError(
-                f"kind: expected one of {', '.join(PRINCIPAL_KINDS)}, got {self.kind!r}"
-            )
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"name: expected a non-empty string, got {self.name!r}")
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +246,7 @@ class UsageRecord:
     """
 
     node: str
-    principal: Principal
+    principal: Account
     period: str
     direction: str
     period_start: float
@@ -293,15 +271,40 @@ class UsageLedger:
     ``record`` charges bytes; ``window_usage`` reads sliding windows,
     ``period_usage`` the calendar periods quotas use; ``export`` turns the
     period counts into :class:`UsageRecord` gossip for :class:`MeshUsage`.
+    ``now`` is monotonic seconds everywhere; quota periods are read on
+    ``calendar`` (:mod:`meshcore.clock`; default: calendar time is ``now``).
     """
 
-    def __init__(self) -> None:
-        self._usage: dict[tuple[Principal, str, str], _Usage] = {}
+    def __init__(self, calendar: Calendar | None = None) -> None:
+        self.calendar = calendar if calendar is not None else Calendar()
+        self._usage: dict[tuple[Account, str, str], _Usage] = {}
         self._version = 0
+
+    def carry_periods(self, old_wall: float, new_wall: float) -> int:
+        """The wall clock stepped from ``old_wall`` to ``new_wall``: keep the current periods.
+
+        Usage counted in the period current at ``old_wall`` is moved to the
+        period current at ``new_wall`` (the clock changed, not the time that
+        passed: a router that boots in 1970 and steps to today keeps today's
+        usage; a step across midnight neither resets nor doubles a day).
+        Returns how many counters moved.
+        """
+        moved = 0
+        for period in PERIODS:
+            old_start = period_bounds(period, old_wall)[0]
+            new_start = period_bounds(period, new_wall)[0]
+            if old_start == new_start:
+                continue
+            for usage in self._usage.values():
+                slot = usage.periods[period]
+                if slot[0] == old_start:
+                    slot[0] = new_start
+                    moved += 1
+        return moved
 
     def record(
         self,
-        principal: Principal,
+        principal: Account,
         nbytes: int,
         *,
         direction: str,
@@ -322,8 +325,9 @@ class UsageLedger:
             usage = self._usage[key] = _Usage()
         for ring in usage.rings.values():
             ring.add(n, now=t)
+        wall = self.calendar.wall(t)
         for period, slot in usage.periods.items():
-            start = period_bounds(period, t)[0]
+            start = period_bounds(period, wall)[0]
             if slot[0] != start:
                 if start < slot[0]:
                     continue  # a late report for a period already closed: not counted
@@ -332,7 +336,7 @@ class UsageLedger:
             slot[1] += n
 
     def _matching(
-        self, principal: Principal, direction: str | None, traffic_class: str | None
+        self, principal: Account, direction: str | None, traffic_class: str | None
     ) -> Iterator[_Usage]:
         for (p, cls, d), usage in self._usage.items():
             if (
@@ -344,7 +348,7 @@ class UsageLedger:
 
     def window_usage(
         self,
-        principal: Principal,
+        principal: Account,
         window: str,
         *,
         now: float,
@@ -362,26 +366,27 @@ class UsageLedger:
         return sum(u.rings[window].total(now=t) for u in usages)
 
     def period_usage(
-        self, principal: Principal, period: str, *, now: float, direction: str | None = None
+        self, principal: Account, period: str, *, now: float, direction: str | None = None
     ) -> int:
         """Bytes in the current UTC ``period`` ("day"/"month") holding ``now``."""
-        start = period_bounds(period, now)[0]
+        start = period_bounds(period, self.calendar.wall(now))[0]
         return sum(
             int(u.periods[period][1])
             for u in self._matching(principal, direction, None)
             if u.periods[period][0] == start
         )
 
-    def principals(self) -> list[Principal]:
+    def accounts(self) -> list[Account]:
         """Principals with any recorded usage, sorted by (kind, name)."""
         return sorted({p for p, _, _ in self._usage}, key=lambda p: (p.kind, p.name))
 
     def export(self, node: str, *, now: float) -> list[UsageRecord]:
         """This node's current-period counts as gossip records (one version per call)."""
         self._version += 1
-        totals: dict[tuple[Principal, str, str], list[float]] = {}
+        totals: dict[tuple[Account, str, str], list[float]] = {}
+        wall = self.calendar.wall(now)
         for period in PERIODS:
-            start = period_bounds(period, now)[0]
+            start = period_bounds(period, wall)[0]
             for (p, _cls, d), usage in self._usage.items():
                 slot = usage.periods[period]
                 if slot[0] == start:
@@ -403,7 +408,7 @@ class MeshUsage:
     """
 
     def __init__(self) -> None:
-        self._state: dict[tuple[str, Principal, str, str], UsageRecord] = {}
+        self._state: dict[tuple[str, Account, str, str], UsageRecord] = {}
 
     def merge(self, records: Iterable[UsageRecord]) -> int:
         """Fold records in; returns how many changed the state (0 for duplicates)."""
@@ -431,10 +436,13 @@ class MeshUsage:
         return [self._state[k] for k in sorted(self._state, key=_state_key)]
 
     def usage(
-        self, principal: Principal, period: str, *, now: float, direction: str | None = None
+        self, principal: Account, period: str, *, wall: float, direction: str | None = None
     ) -> int:
-        """Mesh-wide bytes of ``principal`` in the current ``period``: one count per node."""
-        start = period_bounds(period, now)[0]
+        """Mesh-wide bytes of ``principal`` in the ``period`` holding calendar time ``wall``.
+
+        One count per node (see the module docstring).
+        """
+        start = period_bounds(period, wall)[0]
         return sum(
             rec.nbytes
             for (_node, p, per, d), rec in self._state.items()
@@ -450,6 +458,6 @@ class MeshUsage:
     __hash__ = None  # type: ignore[assignment]
 
 
-def _state_key(key: tuple[str, Principal, str, str]) -> tuple[str, str, str, str, str]:
+def _state_key(key: tuple[str, Account, str, str]) -> tuple[str, str, str, str, str]:
     node, p, period, direction = key
     return node, p.kind, p.name, period, direction

@@ -46,30 +46,84 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..core import Command, Event, Fact, dispatches, handler
 from ..kernels import BACKGROUND, ON_DEMAND
 
 __all__ = [
+    "CongestionCleared",
     "CongestionController",
+    "CongestionDetected",
     "CongestionParams",
     "DeferReplication",
+    "LossSample",
+    "RttSample",
     "SetClassRate",
+    "SojournSample",
+    "TransferTimedOut",
     "scaled_codel",
 ]
 
 
 @dataclass(frozen=True, slots=True)
-class SetClassRate:
-    """Effect: cap priority class ``priority`` at ``rate`` bytes/s (None: remove the cap)."""
+class SetClassRate(Command):
+    """Command: cap priority class ``priority`` at ``rate`` bytes/s (None: remove the cap)."""
 
     priority: int
     rate: float | None
 
 
 @dataclass(frozen=True, slots=True)
-class DeferReplication:
-    """Effect: stop (``defer=True``) or resume starting replication transfers."""
+class DeferReplication(Command):
+    """Command: stop (``defer=True``) or resume starting replication transfers."""
 
     defer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CongestionDetected(Fact):
+    """Congestion began at ``at``; ``signals`` name the detectors that fired."""
+
+    at: float
+    signals: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CongestionCleared(Fact):
+    """The congestion episode that began at ``since`` ended after ``duration`` seconds."""
+
+    since: float
+    duration: float
+
+
+# -- events (the protocol's inputs) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SojournSample(Event):
+    """A chunk of class ``priority`` left the scheduler after ``sojourn`` seconds."""
+
+    sojourn: float
+    priority: int = ON_DEMAND
+
+
+@dataclass(frozen=True, slots=True)
+class RttSample(Event):
+    """One RTT sample (seconds) on the path the link carries."""
+
+    rtt: float
+
+
+@dataclass(frozen=True, slots=True)
+class LossSample(Event):
+    """``lost`` of ``sent`` chunks or packets were lost since the last report."""
+
+    lost: int
+    sent: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransferTimedOut(Event):
+    """A request or transfer on this link timed out (one loss)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +159,17 @@ def scaled_codel(
     return t, max(interval, 10 * t)
 
 
+@dispatches
 class CongestionController:
     """Detectors plus AIMD mitigation for one node's outgoing link (sans-I/O).
 
     ``link_rate`` (bytes/s) is the capacity estimate rates start from;
     ``chunk`` the scheduler's chunk size (scales the CoDel target). Feed
-    samples with ``on_sojourn``/``on_rtt``/``on_loss``/``on_timeout`` and
-    call ``tick`` at ``get_timer()``.
+    samples with ``handle`` (:class:`SojournSample`, :class:`RttSample`,
+    :class:`LossSample`, :class:`TransferTimedOut`; or the ``on_*`` methods)
+    and call ``handle_timer`` at ``get_timer()``: it returns
+    :class:`SetClassRate` and :class:`DeferReplication` commands for the
+    scheduler and :class:`CongestionDetected` / :class:`CongestionCleared` facts.
     """
 
     def __init__(
@@ -160,6 +218,11 @@ class CongestionController:
         design (it is backlogged), so only people's traffic (interactive and
         on-demand) waiting is a congestion signal.
         """
+        if priority == ON_DEMAND and self.od_rate is not None:
+            # On-demand is capped by this controller: its waiting is our own
+            # doing, not the link's, and counting it would cap it further
+            # (a feedback loop that starves people's requests).
+            return
         if priority < BACKGROUND and sojourn < self._min_sojourn:
             self._min_sojourn = sojourn
 
@@ -197,8 +260,38 @@ class CongestionController:
     # ------------------------------------------------------------- control
 
     def get_timer(self) -> float:
-        """When ``tick`` is due (seconds)."""
+        """When ``handle_timer`` is due (seconds)."""
         return self._next_tick
+
+    def handle_timer(self, *, now: float) -> list[Command | Fact]:
+        """Evaluate the last interval; commands for the scheduler plus episode facts."""
+        was, since = self.congested, self.detected_at
+        out: list[Command | Fact] = list(self.tick(now=now))
+        if self.congested and not was:
+            out.append(CongestionDetected(now, self.signals))
+        elif was and not self.congested and since is not None:
+            out.append(CongestionCleared(since, now - since))
+        return out
+
+    @handler(SojournSample)
+    def _on_sojourn_event(self, event: SojournSample, *, now: float) -> list:
+        self.on_sojourn(event.sojourn, priority=event.priority, now=now)
+        return []
+
+    @handler(RttSample)
+    def _on_rtt_event(self, event: RttSample, *, now: float) -> list:
+        self.on_rtt(event.rtt, now=now)
+        return []
+
+    @handler(LossSample)
+    def _on_loss_event(self, event: LossSample, *, now: float) -> list:
+        self.on_loss(event.lost, event.sent, now=now)
+        return []
+
+    @handler(TransferTimedOut)
+    def _on_timeout_event(self, event: TransferTimedOut, *, now: float) -> list:
+        self.on_timeout(now=now)
+        return []
 
     def _detect(self) -> tuple[str, ...]:
         signals = []

@@ -57,8 +57,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import DecodeError
-from .accounting import Principal, period_bounds
-from .policy import ClientIdentity, Policy
+from .accounting import Account, period_bounds
+from .policy import Policy, Principal
 from .settings import normalize_mac
 
 __all__ = [
@@ -282,12 +282,12 @@ class PortalView:
             return self._by_ip.get(key) or self._by_token.get(key)
         return self.snapshot.clients.get(mac)
 
-    def identity(self, key: str) -> ClientIdentity | None:
-        """The :class:`ClientIdentity` for a MAC, IP or token, or None when unknown."""
+    def identity(self, key: str) -> Principal | None:
+        """The :class:`Principal` for a MAC, IP or token, or None when unknown."""
         client = self.find(key)
         if client is None:
             return None
-        return ClientIdentity(
+        return Principal(
             device=client.mac,
             user=self._user_of(client) if self._user_of else None,
             household=self._household_of(client.mac) if self._household_of else None,
@@ -365,10 +365,10 @@ def deauth_argv(client: str, *, ndsctl: str = "ndsctl") -> list[str]:
 
 def plan_client(
     policy: Policy,
-    identity: ClientIdentity,
+    identity: Principal,
     client: str,
     *,
-    usage: Callable[[Principal, str], int],
+    usage: Callable[[Account, str], int],
     now: float,
     ndsctl: str = "ndsctl",
 ) -> list[str]:

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-A client is described by a :class:`ClientIdentity`: its device MAC, the user
+A client is described by a :class:`Principal`: its device MAC, the user
 logged in on the captive portal, its household, its portal state, or, for
 node-to-node traffic, the peer node. :meth:`Policy.resolve` picks the class
 from the configured rules (settings.py) by **most specific principal wins**:
@@ -37,60 +37,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .accounting import Principal, period_bounds
-from .settings import ClassSpec, FairnessSettings, Rule, normalize_mac
+from ..identity import Account, Principal
+from .accounting import period_bounds
+from .settings import ClassSpec, FairnessSettings, Rule
 
-__all__ = ["ALLOW", "DEMOTE", "REFUSE", "Admission", "ClientIdentity", "Policy", "Resolution"]
+__all__ = ["ALLOW", "DEMOTE", "REFUSE", "Admission", "Policy", "Principal", "Resolution"]
 
 ALLOW = "allow"
 DEMOTE = "demote"
 REFUSE = "refuse"
-
-
-@dataclass(frozen=True, slots=True)
-class ClientIdentity:
-    """What is known about the other end of a transfer (any field may be None).
-
-    ``device`` is normalised to lower-case colon form; ValueError if it is not a MAC.
-    """
-
-    device: str | None = None
-    user: str | None = None
-    household: str | None = None
-    portal_state: str | None = None
-    node: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.device is not None:
-            object.__setattr__(self, "device", normalize_mac(self.device))
-
-    def host(self) -> Principal:
-        """The scheduler's host: household, else user, else device, else node.
-
-        ValueError when the identity is empty (nobody to charge).
-        """
-        if self.household:
-            return Principal("household", self.household)
-        if self.user:
-            return Principal("user", self.user)
-        if self.device:
-            return Principal("device", self.device)
-        if self.node:
-            return Principal("node", self.node)
-        raise ValueError("identity: expected at least one of household, user, device, node")
-
-    def principals(self) -> tuple[Principal, ...]:
-        """Every principal this identity names (each is charged for its traffic)."""
-        out = []
-        if self.device:
-            out.append(Principal("device", self.device))
-        if self.user:
-            out.append(Principal("user", self.user))
-        if self.household:
-            out.append(Principal("household", self.household))
-        if self.node:
-            out.append(Principal("node", self.node))
-        return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +54,7 @@ class Resolution:
 
     spec: ClassSpec
     rule: str
-    charged: Principal
+    charged: Account
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +88,9 @@ class Policy:
         }
         for rule in settings.rules:
             self._by_key[rule.key].setdefault(rule.value, rule)
-        self._cache: dict[ClientIdentity, Resolution] = {}
+        self._cache: dict[Principal, Resolution] = {}
 
-    def resolve(self, identity: ClientIdentity) -> Resolution:
+    def resolve(self, identity: Principal) -> Resolution:
         """The class for ``identity`` by the precedence device > user > household >
         portal state > default (memoised per identity)."""
         cached = self._cache.get(identity)
@@ -152,7 +107,7 @@ class Policy:
             value = getattr(identity, key)
             rule = self._by_key[key].get(value) if value else None
             if rule is not None:
-                charged = Principal(kind, value) if kind else identity.host()
+                charged = Account(kind, value) if kind else identity.host()
                 result = Resolution(classes[rule.class_name], rule.where, charged)
                 break
         if result is None:
@@ -165,16 +120,17 @@ class Policy:
 
     def admit(
         self,
-        identity: ClientIdentity,
+        identity: Principal,
         *,
-        usage: Callable[[Principal, str], int],
-        now: float,
+        usage: Callable[[Account, str], int],
+        wall: float,
     ) -> Admission:
         """ALLOW, DEMOTE (soft quota reached) or REFUSE (hard quota reached) a new transfer.
 
         ``usage(principal, period)`` returns bytes used in the current UTC
         ``period`` ("day" or "month"), e.g. ``UsageLedger.period_usage`` or the
-        mesh-wide ``MeshUsage.usage``.
+        mesh-wide ``MeshUsage.usage``. ``wall`` is calendar (Unix) seconds
+        (:mod:`meshcore.clock`): a quota resets at a calendar instant.
         """
         res = self.resolve(identity)
         spec = res.spec
@@ -185,7 +141,7 @@ class Policy:
             if hard is None and soft is None:
                 continue
             used = usage(res.charged, period)
-            reset = period_bounds(period, now)[1]
+            reset = period_bounds(period, wall)[1]
             if hard is not None and used >= hard:
                 return Admission(
                     REFUSE,

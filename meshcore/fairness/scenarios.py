@@ -10,10 +10,15 @@ a mesh hop's air time). Users (households) submit transfers to the node:
 * **bursty** users submit transfers of ``burst`` bytes with exponential gaps
   of mean ``gap`` seconds (Poisson arrivals, from the simulator's seeded RNG).
 
-The link asks its scheduler for the next chunk whenever it is free
-(``next_send``) and is busy for ``size / link_rate`` seconds; bytes count for a
-user when the chunk has been transmitted. Two schedulers are compared on the
-*same* workload (same seed, same arrivals):
+The run is a two-node mesh on :mod:`meshcore.sim`: the sending node and a
+sink joined by one link of ``link_rate`` bytes/s (no latency, no loss). The
+sender is a :class:`BottleneckSender` core (the protocol of
+:mod:`meshcore.core`) hosted by the simulator's :class:`~meshcore.sim.hosts.CoreHost`
+and the one host loop: whenever its egress is idle it takes the next slice
+from its scheduler and sends it as a message; the link is busy for
+``size / link_rate`` seconds, and bytes count for a user when the slice has
+been transmitted. Two schedulers are compared on the *same* workload (same
+seed, same arrivals):
 
 * ``"fair"``: :class:`~meshcore.fairness.scheduler.FairScheduler` with the
   scenario's classes;
@@ -39,21 +44,35 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ..config import parse_config
+from ..core import dispatches, handler
+from ..identity import Principal
 from ..kernels import BACKGROUND, ON_DEMAND
-from ..sim.engine import Simulator
-from .congestion import CongestionController, CongestionParams, DeferReplication, SetClassRate
+from ..net.discovery import Start
+from ..net.topology import Topology
+from ..router.events import EgressIdle, SendSlice
+from ..router.messages import ChunkSlice
+from ..sim.hosts import CoreHost
+from ..sim.scenarios import Scenario
+from .congestion import (
+    CongestionController,
+    CongestionParams,
+    DeferReplication,
+    RttSample,
+    SetClassRate,
+)
 from .metrics import jain_index, max_min_fair_shares
-from .policy import ALLOW, REFUSE, ClientIdentity, Policy
-from .scheduler import Decision, FairScheduler, Transfer
+from .policy import ALLOW, REFUSE, Policy
+from .scheduler import Cancel, Decision, FairScheduler, Submit, Transfer
 from .settings import parse_fairness
 
 __all__ = [
+    "BottleneckSender",
     "CongestionResult",
     "EpochResult",
     "FifoBaseline",
-    "Scenario",
     "ScenarioResult",
     "UserSpec",
+    "Workload",
     "build_policy",
     "run_congestion",
     "run_scenario",
@@ -83,7 +102,7 @@ class UserSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class Scenario:
+class Workload:
     """A seeded workload on one link (``link_rate`` bytes/s, ``duration`` s)."""
 
     name: str
@@ -125,7 +144,7 @@ class ScenarioResult:
     decisions: tuple[tuple[float, str, Decision], ...]
 
 
-def build_policy(scenario: Scenario) -> Policy:
+def build_policy(scenario: Workload) -> Policy:
     """The scenario's classes and one household rule per user, through the TOML loader."""
     lines = ["[fairness]", f'chunk = "{scenario.chunk} B"']
     first = next(iter(scenario.classes))
@@ -194,29 +213,136 @@ class FifoBaseline:
         """FIFO never waits on a rate."""
         return None
 
+    def handle_timer(self, *, now: float) -> list:
+        """Nothing is ever due."""
+        return []
+
+
+@dispatches
+class BottleneckSender:
+    """One node sending its users' transfers over one link, through ``scheduler`` (a core).
+
+    ``scheduler`` is a :class:`FairScheduler` or a :class:`FifoBaseline`;
+    ``sink`` the node at the far end of the link. With a ``congestion``
+    controller, RTT samples (:class:`RttSample`) feed it and, when
+    ``mitigate``, its class caps drive the scheduler; every congestion effect
+    is kept in ``effects`` with its time.
+    """
+
+    def __init__(self, scheduler, *, sink: str, congestion: CongestionController | None = None,
+                 mitigate: bool = True) -> None:
+        self.scheduler = scheduler
+        self.sink = sink
+        self.congestion = congestion
+        self.mitigate = mitigate
+        self.effects: list[tuple[float, object]] = []
+        self._idle = True
+        self._offset: dict[int, int] = {}  # bytes of each transfer already sent
+
+    def get_timer(self) -> float | None:
+        """The scheduler's deadline, or the congestion controller's tick."""
+        times = [t for t in (self.scheduler.get_timer(),
+                             self.congestion.get_timer() if self.congestion else None)
+                 if t is not None]
+        return min(times) if times else None
+
+    def handle_timer(self, *, now: float) -> list:
+        """Unpark or flush the scheduler, tick the controller, then send if idle."""
+        out: list = []
+        t = self.scheduler.get_timer()
+        if t is not None and t <= now:
+            self.scheduler.handle_timer(now=now)
+        if self.congestion is not None and self.congestion.get_timer() <= now:
+            for eff in self.congestion.tick(now=now):
+                self.effects.append((now, eff))
+                if self.mitigate and isinstance(eff, SetClassRate):
+                    self.scheduler.set_class_rate(eff.priority, eff.rate, now=now)
+        self._pull(now, out)
+        return out
+
+    @handler(Start)
+    def _on_start(self, event: Start, *, now: float) -> list:
+        return []
+
+    @handler(Submit)
+    def _on_submit(self, event: Submit, *, now: float) -> list:
+        out: list = [self.scheduler.submit(event.transfer, now=now)]
+        self._pull(now, out)
+        return out
+
+    @handler(Cancel)
+    def _on_cancel(self, event: Cancel, *, now: float) -> list:
+        self.scheduler.complete(event.transfer_id, now=now)
+        return []
+
+    @handler(EgressIdle)
+    def _on_idle(self, event: EgressIdle, *, now: float) -> list:
+        self._idle = True
+        out: list = []
+        self._pull(now, out)
+        return out
+
+    @handler(RttSample)
+    def _on_rtt(self, event: RttSample, *, now: float) -> list:
+        if self.congestion is not None:
+            self.congestion.on_rtt(event.rtt, now=now)
+        return []
+
+    def _pull(self, now: float, out: list) -> None:
+        if not self._idle:
+            return
+        got = self.scheduler.next_send(now=now)
+        if got is None:
+            return
+        transfer, size = got
+        if self.congestion is not None and isinstance(self.scheduler, FairScheduler):
+            self.congestion.on_sojourn(self.scheduler.last_sojourn, priority=transfer.priority,
+                                       now=now)
+        self._idle = False
+        tid = transfer.transfer_id
+        offset = self._offset.get(tid, 0)
+        self._offset[tid] = offset + size
+        out.append(SendSlice(self.sink, ChunkSlice(tid, b"", offset, size, transfer.size)))
+
+
+_SENDER, _SINK = "sender", "sink"
+
+
+def _bottleneck(link_rate: float, seed: int) -> Scenario:
+    """The two-node mesh: sender -> sink over one ``link_rate`` link (header-free)."""
+    topo = Topology()
+    topo.add_node(_SENDER)
+    topo.add_node(_SINK)
+    topo.add_link(_SENDER, _SINK, 1.0, origin="sim", symmetric=True, latency=0.0,
+                  bandwidth=float(link_rate), loss=0.0)
+    return Scenario(topo, seed=seed, header_bytes=0)
+
 
 class _Run:
-    def __init__(self, scenario: Scenario, mode: str) -> None:
+    def __init__(self, workload: Workload, mode: str) -> None:
         if mode not in ("fair", "fifo"):
             raise ValueError(f"mode: expected 'fair' or 'fifo', got {mode!r}")
-        self.sc = scenario
-        self.sim = Simulator(seed=scenario.seed)
-        self.policy = build_policy(scenario)
-        self.sched = (
-            FairScheduler(self.policy, now=0.0) if mode == "fair" else FifoBaseline(scenario.chunk)
+        self.sc = workload
+        self.mesh = _bottleneck(workload.link_rate, workload.seed)
+        self.sim = self.mesh.sim
+        self.policy = build_policy(workload)
+        sched = (
+            FairScheduler(self.policy, now=0.0) if mode == "fair" else FifoBaseline(workload.chunk)
         )
-        self.mode = mode
-        self.busy = False
-        self.wake = None
+        self.sender = BottleneckSender(sched, sink=_SINK)
+        self.host = CoreHost(self.mesh.network, _SENDER, self.sender, port=1)
+        self.host.start()
+        self.mesh.network.bind_messages(_SINK, self.delivered)
         self.next_id = 0
-        self.sent: dict[str, int] = {u.name: 0 for u in scenario.users}
-        self.offered: dict[str, int] = {u.name: 0 for u in scenario.users}
-        self.open: dict[str, list[int]] = {u.name: [] for u in scenario.users}
+        self.user_of: dict[int, str] = {}
+        self.sent: dict[str, int] = {u.name: 0 for u in workload.users}
+        self.offered: dict[str, int] = {u.name: 0 for u in workload.users}
+        self.open: dict[str, list[int]] = {u.name: [] for u in workload.users}
         self.decisions: list[tuple[float, str, Decision]] = []
         self.snapshots: dict[float, tuple[dict[str, int], dict[int, int]]] = {}
         # bursty users: (arrival time, transfer id, size) and bytes delivered per transfer
         self.arrivals: dict[str, list[tuple[float, int, int]]] = {
-            u.name: [] for u in scenario.users
+            u.name: [] for u in workload.users
         }
         self.tsent: dict[int, int] = {}
 
@@ -224,8 +350,9 @@ class _Run:
         self.next_id += 1
         tid = self.next_id
         now = self.sim.now
-        t = Transfer(tid, size, ClientIdentity(household=user.name), priority=user.priority)
-        dec = self.sched.submit(t, now=now)
+        t = Transfer(tid, size, Principal(household=user.name), priority=user.priority)
+        self.user_of[tid] = user.name
+        (dec,) = [e for e in self.host.feed(Submit(t)) if isinstance(e, Decision)]
         self.decisions.append((now, user.name, dec))
         if dec.action != REFUSE:
             self.offered[user.name] += size
@@ -234,30 +361,12 @@ class _Run:
                 self.tsent[tid] = 0
             else:
                 self.open[user.name].append(tid)
-            self.kick()
 
-    def kick(self) -> None:
-        if not self.busy:
-            self.busy = True
-            self.sim.schedule(0.0, self.serve)
-
-    def serve(self) -> None:
-        got = self.sched.next_send(now=self.sim.now)
-        if got is None:
-            self.busy = False
-            at = self.sched.get_timer()
-            if at is not None and (self.wake is None or self.wake.time != at):
-                self.wake = self.sim.schedule_at(max(at, self.sim.now), self.kick)
-            return
-        transfer, size = got
-        self.sim.schedule(size / self.sc.link_rate, self.delivered, transfer, size)
-
-    def delivered(self, transfer: Transfer, size: int) -> None:
-        self.sent[transfer.identity.household] += size
-        tid = transfer.transfer_id
+    def delivered(self, peer: str, piece: ChunkSlice) -> None:
+        tid = piece.request_id
+        self.sent[self.user_of[tid]] += piece.nbytes
         if tid in self.tsent:
-            self.tsent[tid] += size
-        self.serve()
+            self.tsent[tid] += piece.nbytes
 
     def start_backlogged(self, user: UserSpec) -> None:
         for _ in range(user.flows):
@@ -265,7 +374,7 @@ class _Run:
 
     def stop_user(self, user: UserSpec) -> None:
         for tid in self.open[user.name]:
-            self.sched.complete(tid, now=self.sim.now)
+            self.host.feed(Cancel(tid))
         self.open[user.name].clear()
 
     def bursty(self, user: UserSpec) -> None:
@@ -278,7 +387,7 @@ class _Run:
         self.snapshots[self.sim.now] = (dict(self.sent), dict(self.tsent))
 
 
-def _epochs(sc: Scenario) -> list[tuple[float, float]]:
+def _epochs(sc: Workload) -> list[tuple[float, float]]:
     cuts = {0.0, sc.duration}
     for u in sc.users:
         if u.mode == "backlogged":
@@ -287,7 +396,7 @@ def _epochs(sc: Scenario) -> list[tuple[float, float]]:
     return list(itertools.pairwise(points))
 
 
-def run_scenario(scenario: Scenario, scheduler: str = "fair") -> ScenarioResult:
+def run_scenario(scenario: Workload, scheduler: str = "fair") -> ScenarioResult:
     """Run ``scenario`` through ``scheduler`` ("fair" or "fifo"); deterministic per seed."""
     run = _Run(scenario, scheduler)
     sim = run.sim
@@ -309,7 +418,7 @@ def run_scenario(scenario: Scenario, scheduler: str = "fair") -> ScenarioResult:
     sim.run(until=scenario.duration)
     run.snapshot()
     weights = {
-        u.name: run.policy.resolve(ClientIdentity(household=u.name)).spec.weight
+        u.name: run.policy.resolve(Principal(household=u.name)).spec.weight
         for u in scenario.users
     }
     epochs = []
@@ -354,15 +463,15 @@ def run_scenario(scenario: Scenario, scheduler: str = "fair") -> ScenarioResult:
     )
 
 
-def standard_scenarios(scale: float = 1.0) -> list[Scenario]:
+def standard_scenarios(scale: float = 1.0) -> list[Workload]:
     """The issue's scenarios (equal, heavy vs light, weighted, 200 users, 1,000 flows,
     arriving/leaving); ``scale`` < 1 shortens them (tests), > 1 lengthens (benchmarks)."""
     r = 1.25e6  # 10 Mbit/s
     chunk = 16384
     dur = 40.0 * scale
     out = [
-        Scenario("equal", tuple(UserSpec(f"u{i}") for i in range(10)), r, dur, chunk),
-        Scenario(
+        Workload("equal", tuple(UserSpec(f"u{i}") for i in range(10)), r, dur, chunk),
+        Workload(
             "heavy-vs-light",
             (
                 UserSpec("heavy", flows=16),
@@ -374,7 +483,7 @@ def standard_scenarios(scale: float = 1.0) -> list[Scenario]:
             chunk,
             seed=2,
         ),
-        Scenario(
+        Workload(
             "guest-vs-member",
             tuple(UserSpec(f"m{i}", "member") for i in range(4))
             + tuple(UserSpec(f"g{i}", "guest") for i in range(4)),
@@ -384,7 +493,7 @@ def standard_scenarios(scale: float = 1.0) -> list[Scenario]:
             classes={"member": {"weight": 2}, "guest": {"weight": 1}},
             seed=3,
         ),
-        Scenario(
+        Workload(
             "200-users",
             tuple(UserSpec(f"b{i}", flows=1 + i % 3) for i in range(100))
             + tuple(UserSpec(f"l{i}", mode="bursty", burst=16384, gap=20.0) for i in range(100)),
@@ -393,7 +502,7 @@ def standard_scenarios(scale: float = 1.0) -> list[Scenario]:
             chunk,
             seed=4,
         ),
-        Scenario(
+        Workload(
             "1000-flows",
             tuple(UserSpec(f"h{i}", flows=1 + (i * 7) % 19) for i in range(100)),
             8 * r,
@@ -401,7 +510,7 @@ def standard_scenarios(scale: float = 1.0) -> list[Scenario]:
             chunk,
             seed=5,
         ),
-        Scenario(
+        Workload(
             "arrive-leave",
             tuple(
                 UserSpec(f"a{i}", flows=1 + i % 2, start=(dur / 8) * i, stop=dur - (dur / 10) * i)
@@ -452,13 +561,15 @@ def run_congestion(
     queue, averaged over on-demand requests in [0, drop_at), [drop_at, drop_at
     + 5), and the last quarter of the run.
     """
-    sim = Simulator(seed=seed)
-    sc = Scenario("congestion", (), link_rate, duration, chunk)
-    policy = build_policy(sc)
-    sched = FairScheduler(policy, now=0.0)
+    sc = Workload("congestion", (), link_rate, duration, chunk)
+    mesh = _bottleneck(link_rate, seed)
+    sim = mesh.sim
+    sched = FairScheduler(build_policy(sc), now=0.0)
     ctl = CongestionController(link_rate, chunk=chunk, params=CongestionParams(), now=0.0)
-    state = {"q": 0.0, "t": 0.0, "busy": False, "wake": None}
-    effects: list[tuple[float, object]] = []
+    sender = BottleneckSender(sched, sink=_SINK, congestion=ctl, mitigate=mitigate)
+    host = CoreHost(mesh.network, _SENDER, sender, port=1)
+    host.start()
+    queue = {"q": 0.0, "t": 0.0}
     pending: dict[int, tuple[float, int]] = {}  # od transfer -> (submitted, bytes left)
     lat: list[tuple[float, float]] = []
     ids = iter(range(1, 10**9))
@@ -466,62 +577,38 @@ def run_congestion(
     def capacity() -> float:
         return downstream if sim.now < drop_at else dropped
 
-    def kick() -> None:
-        if not state["busy"]:
-            state["busy"] = True
-            sim.schedule(0.0, serve)
-
-    def serve() -> None:
-        got = sched.next_send(now=sim.now)
-        if got is None:
-            state["busy"] = False
-            at = sched.get_timer()
-            if at is not None:
-                sim.schedule_at(max(at, sim.now), kick)
-            return
-        transfer, size = got
-        ctl.on_sojourn(sched.last_sojourn, priority=transfer.priority, now=sim.now)
-        sim.schedule(size / link_rate, out, transfer, size)
-
-    def out(transfer: Transfer, size: int) -> None:
+    def downstream_hop(peer: str, piece: ChunkSlice) -> None:
+        # The slice enters the downstream FIFO fluid queue; its RTT sample
+        # goes back to the sender's controller.
         cap = capacity()
-        q = max(0.0, state["q"] - cap * (sim.now - state["t"])) + size
-        state["q"], state["t"] = q, sim.now
-        ctl.on_rtt(0.02 + q / cap, now=sim.now)
-        tid = transfer.transfer_id
+        q = max(0.0, queue["q"] - cap * (sim.now - queue["t"])) + piece.nbytes
+        queue["q"], queue["t"] = q, sim.now
+        host.feed(RttSample(0.02 + q / cap))
+        tid = piece.request_id
         if tid in pending:
             t0, left = pending[tid]
-            left -= size
+            left -= piece.nbytes
             if left <= 0:
                 del pending[tid]
                 lat.append((t0, sim.now + q / cap - t0))
             else:
                 pending[tid] = (t0, left)
-        serve()
 
-    def tick() -> None:
-        for eff in ctl.tick(now=sim.now):
-            effects.append((sim.now, eff))
-            if mitigate and isinstance(eff, SetClassRate):
-                sched.set_class_rate(eff.priority, eff.rate, now=sim.now)
-        sim.schedule_at(ctl.get_timer(), tick)
-        kick()
+    mesh.network.bind_messages(_SINK, downstream_hop)
 
     def request() -> None:
         tid = next(ids)
         size = 4 * chunk
-        sched.submit(Transfer(tid, size, ClientIdentity(household="reader")), now=sim.now)
         pending[tid] = (sim.now, size)
-        kick()
+        host.feed(Submit(Transfer(tid, size, Principal(household="reader"))))
         sim.schedule(sim.rng.expovariate(2.0), request)
 
     for i in range(3):
-        t = Transfer(next(ids), _HUGE, ClientIdentity(household=f"bulk{i}"), priority=BACKGROUND)
-        sched.submit(t, now=0.0)
+        host.feed(Submit(Transfer(next(ids), _HUGE, Principal(household=f"bulk{i}"),
+                                  priority=BACKGROUND)))
     sim.schedule(0.0, request)
-    sim.schedule_at(ctl.get_timer(), tick)
-    kick()
     sim.run(until=duration)
+    effects = sender.effects
 
     def mean(a: float, b: float) -> float:
         xs = [x for t0, x in lat if a <= t0 < b]

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-**Admission.** ``submit`` resolves the transfer's :class:`ClientIdentity` to a
+**Admission.** ``submit`` resolves the transfer's :class:`Principal` to a
 class (policy.py), checks its quotas (REFUSE at the hard quota with the reason
 and reset time, DEMOTE to the background class at the soft one) and queues it.
 Locality plays no part: a transfer to a peer on the same segment gets exactly
@@ -65,16 +65,23 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..clock import Calendar
+from ..core import Command, Event, Fact, dispatches, handler
+from ..identity import Account, Principal
 from ..kernels import BACKGROUND, INTERACTIVE, ON_DEMAND, DRRScheduler
-from .accounting import DOWN, Principal, TokenBucket, UsageLedger
-from .policy import DEMOTE, REFUSE, ClientIdentity, Policy
+from .accounting import DOWN, TokenBucket, UsageLedger
+from .policy import DEMOTE, REFUSE, Policy
 
 __all__ = [
     "PRIORITIES",
+    "Cancel",
     "Decision",
     "FairScheduler",
+    "Pull",
     "Refused",
+    "Submit",
     "Transfer",
+    "Transmit",
 ]
 
 #: Strict priority classes, highest first (the kernel's constants).
@@ -100,14 +107,14 @@ class Transfer:
 
     transfer_id: int
     size: int
-    identity: ClientIdentity
+    identity: Principal
     priority: int = ON_DEMAND
     kind: str = "content"
     local: bool = False
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(Fact):
     """The answer to ``submit``: ``action`` is ALLOW, DEMOTE or REFUSE.
 
     ``priority`` is the class the transfer is served in (BACKGROUND when
@@ -129,8 +136,8 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
-class Refused:
-    """Effect: an active transfer was cancelled at its hard quota (from a flush)."""
+class Refused(Fact):
+    """An active transfer was cancelled at its hard quota (from a flush)."""
 
     transfer_id: int
     reason: str
@@ -138,10 +145,38 @@ class Refused:
     bytes_unsent: int
 
 
+@dataclass(frozen=True, slots=True)
+class Transmit(Command):
+    """Send the next ``nbytes`` of ``transfer`` now (it waited ``sojourn`` seconds queued)."""
+
+    transfer: Transfer
+    nbytes: int
+    sojourn: float
+
+
+@dataclass(frozen=True, slots=True)
+class Submit(Event):
+    """Admit and queue ``transfer`` (:meth:`FairScheduler.submit`)."""
+
+    transfer: Transfer
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel(Event):
+    """Forget active transfer ``transfer_id`` (:meth:`FairScheduler.complete`)."""
+
+    transfer_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pull(Event):
+    """The egress can take one more slice: :meth:`FairScheduler.next_send` as a command."""
+
+
 class _Host:
     __slots__ = ("bucket", "flows", "key", "parked_until", "weight")
 
-    def __init__(self, key: tuple[Principal, str], weight: float, bucket: TokenBucket | None):
+    def __init__(self, key: tuple[Account, str], weight: float, bucket: TokenBucket | None):
         self.key = key
         self.weight = weight
         self.bucket = bucket
@@ -199,13 +234,22 @@ def _check_transfer(transfer: object) -> Transfer:
     return transfer
 
 
+@dispatches
 class FairScheduler:
     """Host-fair, class-weighted, strict-priority scheduler of outgoing transfers (sans-I/O).
 
     ``policy`` maps identities to classes and quotas; ``ledger`` receives the
-    bytes sent (a new :class:`UsageLedger` when None); ``usage(principal,
-    period)`` answers quota checks (default: this node's ledger; pass
-    ``MeshUsage.usage`` for mesh-wide quotas).
+    bytes sent (a new :class:`UsageLedger` on ``calendar`` when None);
+    ``usage(principal, period)`` answers quota checks (default: this node's
+    ledger; pass ``MeshUsage.usage`` for mesh-wide quotas). ``now`` is
+    monotonic seconds (token buckets, flushes); quota periods and reset times
+    are calendar time from ``calendar`` (:mod:`meshcore.clock`).
+
+    Protocol (:mod:`meshcore.core`): ``handle`` takes :class:`Submit`
+    (returns the :class:`Decision` fact), :class:`Cancel` and :class:`Pull`
+    (returns one :class:`Transmit` command, or nothing when nothing may be
+    sent now); ``handle_timer`` unparks rate-capped hosts and flushes the
+    accounting (returning :class:`Refused` facts at a hard quota).
     """
 
     def __init__(
@@ -213,14 +257,18 @@ class FairScheduler:
         policy: Policy,
         *,
         ledger: UsageLedger | None = None,
-        usage: Callable[[Principal, str], int] | None = None,
+        usage: Callable[[Account, str], int] | None = None,
         flush_interval: float = 1.0,
         min_chunk: int = 4096,
         now: float = 0.0,
+        calendar: Calendar | None = None,
     ) -> None:
         settings = policy.settings
         self.policy = policy
-        self.ledger = ledger if ledger is not None else UsageLedger()
+        if ledger is None:
+            ledger = UsageLedger(calendar)
+        self.ledger = ledger
+        self.calendar = ledger.calendar if calendar is None else calendar
         self._usage = usage
         self.chunk = settings.chunk
         self.quantum = settings.quantum
@@ -229,7 +277,7 @@ class FairScheduler:
         self._kernels = [DRRScheduler(quantum=self.quantum, num_classes=1) for _ in PRIORITIES]
         self._by_prio = tuple(enumerate(self._kernels))
         self._class_bucket: list[TokenBucket | None] = [None] * len(PRIORITIES)
-        self._hosts: dict[tuple[Principal, str], _Host] = {}
+        self._hosts: dict[tuple[Account, str], _Host] = {}
         self._by_id: dict[int, _Active] = {}
         self._slots: list[_Active | None] = []
         self._free: list[int] = []
@@ -245,7 +293,7 @@ class FairScheduler:
 
     # ------------------------------------------------------------ admission
 
-    def _period_usage(self, principal: Principal, period: str, now: float) -> int:
+    def _period_usage(self, principal: Account, period: str, now: float) -> int:
         if self._usage is not None:
             return self._usage(principal, period)
         return self.ledger.period_usage(principal, period, now=now)
@@ -261,7 +309,9 @@ class FairScheduler:
         if now >= self._next_flush:
             self.flush(now=now)
         adm = self.policy.admit(
-            t.identity, usage=lambda p, per: self._period_usage(p, per, now), now=now
+            t.identity,
+            usage=lambda p, per: self._period_usage(p, per, now),
+            wall=self.calendar.wall(now),
         )
         if adm.action == REFUSE:
             return Decision(t.transfer_id, REFUSE, adm.class_name, None, adm.reason, adm.reset_at)
@@ -281,7 +331,7 @@ class FairScheduler:
             self._join(rec, now)
         return Decision(t.transfer_id, adm.action, adm.class_name, prio, adm.reason, adm.reset_at)
 
-    def _host(self, identity: ClientIdentity, now: float) -> _Host:
+    def _host(self, identity: Principal, now: float) -> _Host:
         spec = self.policy.resolve(identity).spec
         key = (identity.host(), spec.name)
         host = self._hosts.get(key)
@@ -430,12 +480,46 @@ class FairScheduler:
         return None
 
     def get_timer(self) -> float | None:
-        """When to call ``next_send`` again if it returned None with work queued (or None)."""
+        """When ``handle_timer`` is due, or None: the next unpark of a rate-capped host
+        or class, or the next accounting flush while transfers are active.
+
+        Also when to call ``next_send`` again after it returned None with work queued.
+        """
         times = [h.parked_until for h in self._parked if h.parked_until is not None]
         for prio, bucket in enumerate(self._class_bucket):
             if bucket is not None and self._kernels[prio] and _in_debt(bucket, bucket.tokens):
                 times.append(bucket.last - bucket.tokens / bucket.rate)
+        if self._by_id:
+            times.append(self._next_flush)
         return min(times) if times else None
+
+    def handle_timer(self, *, now: float) -> list[Refused]:
+        """Unpark hosts whose rate debt is repaid and flush accounting when due."""
+        if now >= self._wake:
+            self._unpark(now)
+        if now >= self._next_flush:
+            return self.flush(now=now)
+        return []
+
+    def clock_stepped(self, old_wall: float, new_wall: float) -> int:
+        """The calendar stepped: keep the current quota periods (``UsageLedger.carry_periods``)."""
+        return self.ledger.carry_periods(old_wall, new_wall)
+
+    @handler(Submit)
+    def _on_submit(self, event: Submit, *, now: float) -> list[Decision]:
+        return [self.submit(event.transfer, now=now)]
+
+    @handler(Cancel)
+    def _on_cancel(self, event: Cancel, *, now: float) -> list:
+        self.complete(event.transfer_id, now=now)
+        return []
+
+    @handler(Pull)
+    def _on_pull(self, event: Pull, *, now: float) -> list[Transmit]:
+        got = self.next_send(now=now)
+        if got is None:
+            return []
+        return [Transmit(got[0], got[1], self.last_sojourn)]
 
     # ------------------------------------------------------------ lifecycle
 
@@ -481,7 +565,9 @@ class FairScheduler:
         out = []
         for rec in list(self._by_id.values()):
             adm = self.policy.admit(
-                rec.identity, usage=lambda p, per: self._period_usage(p, per, now), now=now
+                rec.identity,
+                usage=lambda p, per: self._period_usage(p, per, now),
+                wall=self.calendar.wall(now),
             )
             if adm.action == REFUSE:
                 self._finish(rec, now)
@@ -505,7 +591,7 @@ class FairScheduler:
         if n:
             rec.unaccounted = 0
             cls = rec.host.key[1]
-            for principal in rec.identity.principals():
+            for principal in rec.identity.accounts():
                 self.ledger.record(principal, n, direction=DOWN, traffic_class=cls, now=now)
 
     # ------------------------------------------------------------- queries
@@ -536,7 +622,7 @@ class FairScheduler:
             raise ValueError(f"transfer_id: {transfer_id} is not active")
         return rec.prio
 
-    def host_weight(self, identity: ClientIdentity, priority: int = ON_DEMAND) -> float:
+    def host_weight(self, identity: Principal, priority: int = ON_DEMAND) -> float:
         """Sum of the kernel weights of the host's active transfers in ``priority``
         (equals the class weight while any is active; for tests and introspection)."""
         spec = self.policy.resolve(identity).spec

@@ -33,11 +33,11 @@ state**; with no matching rule the ``default_class`` applies.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from ..config import Config, Section
 from ..errors import ConfigError
+from ..identity import normalize_mac
 
 __all__ = [
     "MATCH_KEYS",
@@ -64,19 +64,9 @@ _CLASS_KEYS = (
     "monthly_soft_quota",
 )
 _TOP_KEYS = ("default_class", "quantum", "chunk", "classes", "rules", "congestion")
-_MAC = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
 
 #: Default token-bucket depth when a class sets a rate but no burst.
 DEFAULT_BURST = 256 * 1024
-
-
-def normalize_mac(mac: str) -> str:
-    """``"AA-BB-CC-DD-EE-FF"`` -> ``"aa:bb:cc:dd:ee:ff"``; ValueError if not a MAC."""
-    text = mac.strip().lower() if isinstance(mac, str) else ""
-    if not _MAC.match(text):
-        raise ValueError(f"mac: expected a MAC address such as 'aa:bb:cc:dd:ee:ff', got {mac!r}")
-    digits = text.replace(":", "").replace("-", "")
-    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +110,11 @@ class FairnessSettings:
     chunk: int = 65536
     path: str = "<config>"
     congestion: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Config | Section) -> FairnessSettings:
+        """Read ``[fairness]`` of a loaded config (or that table): :func:`parse_fairness`."""
+        return parse_fairness(config)
 
 
 _CONGESTION_KEYS = {

@@ -34,6 +34,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from ..core import Fact
 from ._linkquality import LinkQuality
 
 __all__ = [
@@ -113,14 +114,14 @@ class Peer:
 
 
 @dataclass(frozen=True, slots=True)
-class PeerJoined:
+class PeerJoined(Fact):
     """A peer became known (directly or by peer exchange)."""
 
     peer: Peer
 
 
 @dataclass(frozen=True, slots=True)
-class PeerLeft:
+class PeerLeft(Fact):
     """A peer left the table; ``reason`` is "timeout", "removed" or "via-gone"."""
 
     node_id: str
@@ -128,7 +129,7 @@ class PeerLeft:
 
 
 @dataclass(frozen=True, slots=True)
-class PeerChanged:
+class PeerChanged(Fact):
     """Fields of a known peer changed (``fields`` names them, e.g. ("state",))."""
 
     peer: Peer

@@ -88,7 +88,8 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 
-from ..config import Section
+from ..config import Config, Section
+from ..core import Command, Event, dispatches, handler
 from ._beacon import (
     FLAG_JOINING,
     FLAG_PARTIAL,
@@ -115,6 +116,9 @@ from ._peers import ALIVE, Peer, PeerChanged, PeerJoined, PeerLeft, PeerTable, d
 
 __all__ = [
     "Addr",
+    "Advertise",
+    "DaemonNeighbours",
+    "Datagram",
     "Discovery",
     "DiscoverySettings",
     "DiscoveryStats",
@@ -126,6 +130,7 @@ __all__ = [
     "PeerTable",
     "SendMulticast",
     "SendUnicast",
+    "Start",
 ]
 
 Addr = tuple[str, int]
@@ -143,7 +148,7 @@ _STALE = object()  # get_timer's cache marker: recompute after any input
 
 
 @dataclass(frozen=True, slots=True)
-class SendUnicast:
+class SendUnicast(Command):
     """Send ``data`` to ``addr`` (host, port) by UDP."""
 
     addr: Addr
@@ -151,7 +156,7 @@ class SendUnicast:
 
 
 @dataclass(frozen=True, slots=True)
-class SendMulticast:
+class SendMulticast(Command):
     """Send ``data`` to the discovery group on ``interface`` with TTL/hop limit 1.
 
     ``interface == ""`` means the system's default multicast interface.
@@ -162,6 +167,40 @@ class SendMulticast:
 
 
 Effect = SendUnicast | SendMulticast | PeerJoined | PeerLeft | PeerChanged
+
+
+# -- events (the protocol's inputs) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Start(Event):
+    """Begin discovery (:meth:`Discovery.start`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram(Event):
+    """A datagram from ``addr`` arrived on ``interface`` (by multicast or not)."""
+
+    data: bytes
+    addr: Addr
+    interface: str | None = None
+    via_multicast: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonNeighbours(Event):
+    """The routing daemon's neighbours now are ``addrs`` (``(host, port)`` pairs)."""
+
+    addrs: tuple[Addr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Advertise(Event):
+    """Advertise ``load``/``capacity`` and the cache summary ``summary_version`` in beacons."""
+
+    load: float
+    capacity: float
+    summary_version: int = 0
 
 
 def parse_community_key(value: str) -> bytes:
@@ -282,13 +321,15 @@ class DiscoverySettings:
             raise ValueError(f"replay_window: expected 1..1024, got {self.replay_window!r}")
 
     @classmethod
-    def from_config(cls, section: Section) -> DiscoverySettings:
-        """Read the ``[net]`` table. Raises :class:`~meshcore.errors.ConfigError` naming the key.
+    def from_config(cls, config: Config | Section) -> DiscoverySettings:
+        """Read ``[net]`` of a loaded config (or that table itself).
 
+        Raises :class:`~meshcore.errors.ConfigError` naming the key.
         ``community_key`` is required (``net.community_key``). Keys owned by
         other parts of ``[net]`` are left alone, so unknown keys are not
         refused here; :attr:`KEYS` lists the ones read.
         """
+        section = config.section("net") if isinstance(config, Config) else config
         if "community_key" not in section:
             raise section.error(
                 "community_key",
@@ -428,6 +469,7 @@ class _SyncRx:
     ids: set[str] = field(default_factory=set)
 
 
+@dispatches
 class Discovery:
     """The discovery core of one node. Sans-I/O: feed it datagrams and timer ticks.
 
@@ -443,7 +485,9 @@ class Discovery:
     :class:`SendMulticast`, :class:`PeerJoined`, :class:`PeerLeft`,
     :class:`PeerChanged`); :meth:`get_timer` gives the next deadline. Raises
     ValueError/TypeError for bad arguments, never for bad datagrams (those
-    are counted in :attr:`stats` and dropped).
+    are counted in :attr:`stats` and dropped). Protocol (:mod:`meshcore.core`):
+    ``handle`` takes :class:`Start`, :class:`Datagram`, :class:`DaemonNeighbours`
+    and :class:`Advertise`.
     """
 
     def __init__(
@@ -666,6 +710,25 @@ class Discovery:
             if a not in new and self.peers.by_addr(a) is None:
                 del self._syncs[a]
         return self.handle_timer(now=now)
+
+    @handler(Start)
+    def _on_start(self, event: Start, *, now: float) -> list[Effect]:
+        return self.start(now=now)
+
+    @handler(Datagram)
+    def _on_datagram(self, event: Datagram, *, now: float) -> list[Effect]:
+        return self.receive_datagram(event.data, event.addr, now=now, interface=event.interface,
+                                     via_multicast=event.via_multicast)
+
+    @handler(DaemonNeighbours)
+    def _on_daemon_neighbours(self, event: DaemonNeighbours, *, now: float) -> list[Effect]:
+        return self.set_daemon_neighbours(event.addrs, now=now)
+
+    @handler(Advertise)
+    def _on_advertise(self, event: Advertise, *, now: float) -> list[Effect]:
+        self.set_load(event.load, event.capacity)
+        self.set_summary_version(event.summary_version)
+        return []
 
     def set_load(self, load: float, capacity: float) -> None:
         """Advertise ``load`` and ``capacity`` (units are the daemon's; both >= 0)."""

@@ -20,7 +20,7 @@ full contract.
 ``"segment"``/``"gateway"`` node properties and link flags, never from
 addresses (a multi-hop ``10.x`` mesh is all private and still not local):
 
-1. ``SAME_SEGMENT``: this node itself;
+1. ``LOCAL``: this node itself;
 2. ``UNREACHABLE``: no path (cost ``inf``) or an unknown node;
 3. ``SAME_SEGMENT``: a node sharing a segment with this one, or a direct
    neighbour over a link flagged ``l2``;
@@ -31,8 +31,9 @@ addresses (a multi-hop ``10.x`` mesh is all private and still not local):
 5. ``ONE_HOP``: one link away;
 6. ``MULTI_HOP``: everything else.
 
-Tiers order as ``SAME_SEGMENT < ONE_HOP < MULTI_HOP < BEYOND_GATEWAY <
-UNREACHABLE``.
+Tiers order as ``LOCAL < SAME_SEGMENT < ONE_HOP < MULTI_HOP < BEYOND_GATEWAY <
+UNREACHABLE`` (:class:`meshcore.tiers.Tier`, the one vocabulary of locality
+shared with the distribution policies and analytics).
 
 **Source selection.** For an item of ``size`` bytes held by several peers,
 :meth:`Routes.select_sources` ranks the reachable holders by the key
@@ -64,27 +65,27 @@ wireless routing" (ETX), MobiCom 2003; Kleinrock, "Queueing Systems" vol. 1
 
 from __future__ import annotations
 
-import enum
 import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from meshcore.core import Event, Fact, dispatches, handler
 from meshcore.kernels import CostGraph, RouteTable
+from meshcore.net.links import LinkChange
 from meshcore.net.topology import Topology
+from meshcore.tiers import Tier
 
-__all__ = ["Failover", "Holder", "RankedHolder", "Routes", "Tier"]
-
-
-class Tier(enum.IntEnum):
-    """How local a node is, best first (see the module docstring)."""
-
-    SAME_SEGMENT = 0
-    ONE_HOP = 1
-    MULTI_HOP = 2
-    BEYOND_GATEWAY = 3
-    UNREACHABLE = 4
+__all__ = [
+    "Failover",
+    "Holder",
+    "RankedHolder",
+    "Routes",
+    "RoutesChanged",
+    "Tier",
+    "TopologyChanged",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +134,30 @@ def _segments(props: Mapping[str, Any]) -> frozenset[str]:
     return frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class TopologyChanged(Event):
+    """The node's view of the mesh is now ``topology`` (routing daemon, import, gossip)."""
+
+    topology: Topology
+
+
+@dataclass(frozen=True, slots=True)
+class RoutesChanged(Fact):
+    """Routes moved to ``version``; ``links`` changed (-1: rebuilt from scratch)."""
+
+    version: int
+    links: int
+
+
+@dispatches
 class Routes:
     """Routes from ``self_id`` over ``topology`` (see the module docstring).
+
+    Protocol (:mod:`meshcore.core`): ``handle`` takes :class:`TopologyChanged`
+    and :class:`~meshcore.net.links.LinkChange` (a link from this view's
+    topology changed cost) and returns a :class:`RoutesChanged` fact when the
+    routes moved; routes have no timer. Queries (``tier``, ``select_sources``,
+    ``failover``...) are plain methods.
 
     ``default_rate`` (bytes/s) and ``per_hop_delay`` (s) feed the selection
     formula; ``l2_cost`` is the cost of an implicit same-segment link.
@@ -230,6 +253,26 @@ class Routes:
         self._hops = t.hops[0].tolist()
         self._pred = t.pred[0].tolist()
 
+    def get_timer(self) -> float | None:
+        """Routes have no deadline of their own."""
+        return None
+
+    def handle_timer(self, *, now: float) -> list:
+        """Nothing is ever due."""
+        return []
+
+    @handler(TopologyChanged)
+    def _on_topology(self, event: TopologyChanged, *, now: float) -> list[RoutesChanged]:
+        version = self.version
+        links = self.update(event.topology)
+        return [RoutesChanged(self.version, links)] if self.version != version else []
+
+    @handler(LinkChange)
+    def _on_link(self, event: LinkChange, *, now: float) -> list[RoutesChanged]:
+        if self.set_link(event.source, event.target, event.new_cost):
+            return [RoutesChanged(self.version, 1)]
+        return []
+
     def update(self, topology: Topology) -> int:
         """Bring the routes up to ``topology``; returns the links changed.
 
@@ -323,7 +366,7 @@ class Routes:
     def tier(self, node_id: str) -> Tier:
         """The locality tier of ``node_id`` (see the module docstring)."""
         if node_id == self.self_id:
-            return Tier.SAME_SEGMENT
+            return Tier.LOCAL
         path = self.path(node_id)
         if not path:
             return Tier.UNREACHABLE

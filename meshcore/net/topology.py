@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshcore.kernels import CostGraph
+from meshcore.net.links import LinkChange
 
 __all__ = [
     "Link",
@@ -141,16 +142,6 @@ class Link:
     def broken(self) -> bool:
         """True when the effective cost is infinite."""
         return math.isinf(self.cost)
-
-
-@dataclass(frozen=True, slots=True)
-class LinkChange:
-    """A link present in both topologies whose effective cost changed."""
-
-    source: str
-    target: str
-    old_cost: float
-    new_cost: float
 
 
 @dataclass(frozen=True, slots=True)

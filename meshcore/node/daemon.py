@@ -1,17 +1,33 @@
-"""The node daemon: discovery on real sockets, fed by the mesh's routing daemon.
+"""The node daemon: the composed Router on real sockets, disk and clock.
 
 Theory of operation
 -------------------
 ``meshcore node run --config node.toml`` builds one
-:class:`~meshcore.net.discovery.Discovery` core from ``[net]``
-(:meth:`DiscoverySettings.from_config`, which refuses a config without
-``net.community_key``), runs it on a :class:`~meshcore.node.udp.UdpDriver`,
-and, when ``[net.babeld]`` is configured, a
-:class:`~meshcore.node.babeld.BabeldClient` whose neighbour list becomes the
-core's unicast targets beyond the segment
-(``Discovery.set_daemon_neighbours``) and whose topology is kept (and logged
-as diffs) for route costs. Everything runs on one asyncio loop; SIGTERM and
-SIGINT stop it cleanly (sockets closed, a last status written).
+:class:`~meshcore.router.Router` from the config (discovery from ``[net]``,
+which refuses a config without ``net.community_key``; the cache, the fair
+scheduler and the congestion controller from ``[cache]``, ``[content]`` and
+``[fairness]``; the analytics collector from ``[analytics]``) and hosts it
+with the one host loop (:class:`~meshcore.host.HostLoop`) on a
+:class:`~meshcore.node.udp.UdpDriver`: ``now`` is ``loop.time()``, the
+node's :class:`~meshcore.clock.Calendar` is fed the wall clock every
+``status_interval`` (a step is logged and handled once, see
+``docs/architecture.md``). When ``[content]`` is configured the content store
+and catalog are the cache core's storage driver
+(:class:`~meshcore.content.driver.ContentStorage`): what is on disk is offered
+to the cache at start, and the cache's decisions are carried out on disk.
+When ``[net.babeld]`` is configured, a
+:class:`~meshcore.node.babeld.BabeldClient`'s neighbour list becomes
+discovery's unicast targets beyond the segment (``DaemonNeighbours``) and
+its costs on this router's own links become ``LinkChange`` events; its
+topology is kept (and logged as diffs). Everything runs on one asyncio loop;
+SIGTERM and SIGINT stop it cleanly (sockets closed, the analytics windows
+flushed to the rollup store, a last status written).
+
+Routers do not yet move content between them over the network: messages
+the router addresses to peers (``SendMessage``/``SendSlice``) are counted as
+``undeliverable`` and handed back as ``MessageFailed``, so a request for an
+item this node does not hold is refused (``no-holder`` or ``unreachable``)
+rather than left waiting.
 
 Peer events are logged (``peer joined``, ``peer left``, state changes), and
 a JSON status file (``[node] status_file``) is rewritten atomically every
@@ -42,14 +58,15 @@ Config keys (``docs/node.md`` has the full table)::
     salt = "..."                # see docs/analytics.md
     textfile_path = ""          # node_exporter textfile (*.prom), "" = none
 
-When ``[analytics]`` is present (and not ``enabled = false``) the daemon
+When ``[analytics]`` is present (and not ``enabled = false``) the router
 keeps a :class:`~meshcore.analytics.events.Collector`: discovery's peer
 events become ``NeighborChange`` events (and ETX changes ``LinkChange``),
 babeld's cost changes on this router's own links become ``LinkChange``
 events, and a few node gauges and counters (peers by state, discovery
-datagrams) are added to the same registry. Every ``status_interval`` the
-daemon reads the wall clock, calls ``Collector.tick(now=...)`` and, when
-``textfile_path`` is set, rewrites that file atomically
+datagrams) are added to the same registry. Closed windows come back from the
+router as ``StoreRollup`` commands and are written to the rollup store
+(``rollup_path``), pruned once an hour. Every ``status_interval``, when
+``textfile_path`` is set, the daemon rewrites that file atomically
 (:func:`~meshcore.analytics.exporters.write_textfile`). A write that fails
 is logged once per failure streak and counted, never fatal.
 """
@@ -74,19 +91,28 @@ from pathlib import Path
 from typing import Any
 
 from meshcore._files import write_atomic
-from meshcore.analytics.events import Collector, LinkChange, NeighborChange
+from meshcore.analytics.events import Collector, StoreRollup
 from meshcore.analytics.exporters import write_textfile as _write_prom
+from meshcore.analytics.rollups import RollupStore
 from meshcore.analytics.settings import AnalyticsSettings
+from meshcore.cache import Evicted, FreeChunk, ItemRejected, StoreChunk
+from meshcore.clock import Calendar, ClockStep
 from meshcore.config import Config, Section
+from meshcore.content.driver import ContentStorage
+from meshcore.content.node import ContentNode
+from meshcore.content.settings import ContentSettings
+from meshcore.errors import StorageError
 from meshcore.net.discovery import (
     Discovery,
     DiscoverySettings,
-    Effect,
     PeerChanged,
     PeerJoined,
     PeerLeft,
 )
+from meshcore.net.links import LinkChange
 from meshcore.net.topology import Topology
+from meshcore.router.events import MessageFailed, SendMessage, SendSlice, WallClock
+from meshcore.router.router import Router, RouterSettings
 
 from .babeld import BabeldAddress, BabeldClient, parse_babeld_address
 from .udp import UdpDriver
@@ -125,6 +151,10 @@ class NodeSettings:
     babeld: BabeldSettings | None = None
     analytics: AnalyticsSettings | None = None
     """``[analytics]`` when present and enabled; None = analytics off."""
+    router: RouterSettings | None = None
+    """The router's cores (cache, fairness, fetching); defaults when None."""
+    content: ContentSettings | None = None
+    """``[content]`` when present: the store and catalog under the cache core."""
 
     @classmethod
     def from_config(cls, config: Config) -> NodeSettings:
@@ -161,6 +191,8 @@ class NodeSettings:
             log_level=node.get_str("log_level", "info", choices=LOG_LEVELS),
             babeld=_babeld_settings(net),
             analytics=_analytics_settings(config),
+            router=RouterSettings.from_config(config),
+            content=ContentSettings.from_config(config) if "content" in config else None,
         )
 
 
@@ -211,12 +243,13 @@ def default_node_id() -> str:
 
 
 class NodeDaemon:
-    """One node: the discovery driver plus, optionally, the babeld adapter and analytics.
+    """One node: the Router on the UDP driver, with its storage, babeld and analytics.
 
-    ``rng`` seeds the core and the backoff jitter (default: a fresh
-    ``random.Random``). ``wall_clock`` gives Unix seconds for the analytics
-    collector (default ``time.time``). :meth:`run` returns when :meth:`stop`
-    is called, a signal arrives, or ``duration`` seconds have passed.
+    ``rng`` seeds the cores and the backoff jitter (default: a fresh
+    ``random.Random``). ``wall_clock`` gives Unix seconds (default
+    ``time.time``): read here and fed to the node's calendar, never read by a
+    core. :meth:`run` returns when :meth:`stop` is called, a signal arrives,
+    or ``duration`` seconds have passed.
     """
 
     def __init__(
@@ -229,23 +262,48 @@ class NodeDaemon:
         self.settings = settings
         self.rng = rng if rng is not None else random.Random()
         self.wall_clock = wall_clock
-        """Unix seconds for the analytics collector (read here, passed in as ``now``)."""
-        self.analytics: Collector | None = None
+        """Unix seconds, read by the daemon and fed to the calendar."""
+        now = time.monotonic()  # asyncio's default loop.time()
+        self.calendar = Calendar.at(wall_clock(), now=now)
         self.textfile_errors = 0
         """Failed textfile writes since start."""
+        self.undeliverable = 0
+        """Messages to other routers dropped: there is no transport between routers yet."""
         self._textfile_failing = False
         self._stats_seen: dict[str, int] = {}
+        collector = None
         if settings.analytics is not None:
-            self._start_analytics(settings.analytics)
-        self.core: Discovery | None = None
+            collector = self._start_analytics(settings.analytics, now)
+        router_settings = dataclasses.replace(settings.router or RouterSettings(),
+                                              discovery=settings.discovery)
+        self.router = Router(
+            router_settings,
+            node_id=settings.node_id,
+            rng=self.rng,
+            now=now,
+            calendar=self.calendar,
+            service_port=settings.service_port,
+            boot_epoch=int(wall_clock()) & 0xFFFFFFFF,
+            collector=collector,
+        )
+        self.core: Discovery | None = self.router.discovery
         self.driver: UdpDriver | None = None
         self.babeld: BabeldClient | None = None
         self.topology: Topology | None = None
+        self.content: ContentNode | None = None
+        self.storage: ContentStorage | None = None
+        self.rollups: RollupStore | None = None
         self.started_at = 0.0
         self.core_started: float | None = None
         """The core's clock (``time.monotonic``) when discovery started."""
         self._stop: asyncio.Event | None = None
         self._status_dirty = False
+        self._next_prune = 0.0
+
+    @property
+    def analytics(self) -> Collector | None:
+        """The router's analytics collector (None without ``[analytics]``)."""
+        return self.router.collector
 
     def stop(self) -> None:
         """Ask :meth:`run` to return (safe from a signal handler)."""
@@ -258,17 +316,19 @@ class NodeDaemon:
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self.started_at = time.monotonic()
-        self.core = Discovery(
-            s.discovery,
-            node_id=s.node_id,
-            service_port=s.service_port,
-            rng=self.rng,
-            now=loop.time(),
-            boot_epoch=int(time.time()) & 0xFFFFFFFF,
-        )
-        self.driver = UdpDriver(self.core, bind_host=s.bind, on_event=self._on_peer_event)
+        self._open_storage()
+        self.driver = UdpDriver(self.router, settings=s.discovery, bind_host=s.bind,
+                                on_event=self._on_effect)
         self.core_started = loop.time()
-        await self.driver.start()
+        try:
+            await self.driver.start()
+        except BaseException:
+            self._close_storage()
+            raise
+        self.driver.feed(WallClock(self.wall_clock()))
+        if self.storage is not None:
+            for event in self.storage.items(wall=self.calendar.wall(loop.time())):
+                self.driver.feed(event)
         log.info("node %s listening on %s:%d (multicast %s on %s)", s.node_id, s.bind,
                  s.discovery.port, s.discovery.multicast_group,
                  ", ".join(self.driver.interfaces) or
@@ -289,8 +349,7 @@ class NodeDaemon:
             tasks.append(asyncio.create_task(self.babeld.run(), name="babeld"))
         if s.status_file:
             tasks.append(asyncio.create_task(self._status_loop(), name="status"))
-        if self.analytics is not None:
-            tasks.append(asyncio.create_task(self._analytics_loop(), name="analytics"))
+        tasks.append(asyncio.create_task(self._clock_loop(), name="clock"))
         installed = self._install_signals(loop)
         try:
             if duration is None:
@@ -309,10 +368,12 @@ class NodeDaemon:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             self.driver.close()
-            if s.status_file:
-                self.write_status()
             if self.analytics is not None:
                 self.update_analytics()  # the last counts before exit
+                self._store_rollups(self.analytics.flush(now=loop.time()))
+            if s.status_file:
+                self.write_status()
+            self._close_storage()
             log.info("node %s stopped", s.node_id)
         return 0
 
@@ -326,12 +387,61 @@ class NodeDaemon:
             installed.append(sig)
         return installed
 
-    # -- events ----------------------------------------------------------------
+    # -- storage -----------------------------------------------------------------
 
-    def _on_peer_event(self, event: Effect) -> None:
+    def _open_storage(self) -> None:
+        s = self.settings
+        if s.content is not None:
+            self.content = ContentNode(s.content, now=self.wall_clock())
+            self.storage = ContentStorage(self.content, node_id=s.node_id)
+        a = s.analytics
+        if a is not None and a.rollup_path:
+            self.rollups = RollupStore(a.rollup_path, retention={
+                "minute": a.retention_minutes, "hour": a.retention_hours,
+                "day": a.retention_days})
+
+    def _close_storage(self) -> None:
+        if self.content is not None:
+            self.content.close()
+        if self.rollups is not None:
+            self.rollups.close()
+
+    def _store_rollups(self, rollups: list) -> None:
+        if self.rollups is None or not rollups:
+            return
+        try:
+            self.rollups.write(rollups)
+            wall = self.wall_clock()
+            if wall >= self._next_prune:
+                self._next_prune = wall + 3600.0
+                self.rollups.prune(now=wall)
+        except (OSError, StorageError) as exc:
+            log.warning("cannot write analytics rollups to %s: %s", self.rollups.path, exc)
+
+    # -- effects -------------------------------------------------------------------
+
+    def _on_effect(self, effect: object) -> None:
+        """Carry out what the router asks beyond datagrams (the UDP driver sends those)."""
+        kind = type(effect)
+        if kind in (PeerJoined, PeerLeft, PeerChanged):
+            self._on_peer_event(effect)
+        elif kind in (StoreChunk, FreeChunk, Evicted, ItemRejected):
+            if self.storage is not None:
+                self.storage.apply([effect])
+        elif kind is StoreRollup:
+            self._store_rollups([effect.rollup])
+        elif kind in (SendMessage, SendSlice):
+            # No transport between routers yet: the request fails over at once.
+            self.undeliverable += 1
+            if self.driver is not None:
+                loop = asyncio.get_running_loop()
+                loop.call_soon(self.driver.feed, MessageFailed(effect.peer, effect.message))
+        elif kind is ClockStep:
+            log.warning("wall clock stepped by %+.0f s (quota periods carried over)",
+                        effect.delta)
+
+    def _on_peer_event(self, event: object) -> None:
         self._status_dirty = True
-        if self.analytics is not None:
-            self._record_peer_event(event)
         if isinstance(event, PeerJoined):
             p = event.peer
             how = (f"multicast on {p.interface or 'default interface'}" if p.via_multicast
@@ -346,6 +456,14 @@ class NodeDaemon:
             log.log(level, "peer %s changed %s (state %s)", event.peer.node_id,
                     ", ".join(event.fields), event.peer.state)
 
+    def _feed(self, event: object) -> None:
+        """Into the router: through the host loop once running, directly before."""
+        if self.driver is not None and self.driver.host is not None:
+            self.driver.feed(event)
+        else:
+            for effect in self.router.handle(event, now=time.monotonic()):
+                self._on_effect(effect)
+
     def _on_neighbours(self, addrs: list[tuple[str, int]]) -> None:
         if self.driver is not None:
             self.driver.set_daemon_neighbours(addrs)
@@ -354,8 +472,7 @@ class NodeDaemon:
     def _on_topology(self, topology: Topology) -> None:
         old, self.topology = self.topology, topology
         self._status_dirty = True
-        if self.analytics is not None:
-            self._record_links(old, topology)
+        self._record_links(old, topology)
         if old is None:
             log.info("babeld topology: %d routers, %d links", len(topology),
                      topology.num_links)
@@ -368,14 +485,31 @@ class NodeDaemon:
             log.info("babeld routers added %s, removed %s", list(diff.added_nodes),
                      list(diff.removed_nodes))
 
+    def _record_links(self, old: Topology | None, new: Topology) -> None:
+        """babeld costs of this router's own links -> LinkChange events for the router."""
+        me = new.router_id
+        if me is None:
+            return
+        before = {lk.target: lk.cost for lk in (old.links() if old else ()) if lk.source == me}
+        after = {lk.target: lk.cost for lk in new.links() if lk.source == me}
+        for target in sorted(before.keys() | after.keys()):
+            cost = after.get(target, math.inf)
+            if before.get(target) == cost:
+                continue
+            # babeld's cost is in 1/256 units, one good hop ~ 1.0 after Topology's
+            # scaling; ETX is >= 1, so cheaper-than-ideal costs read as 1. babeld
+            # names routers by its own router ids: the link is this node's.
+            old_cost = before.get(target, math.nan)
+            self._feed(LinkChange(self.settings.node_id, target, old_cost, max(1.0, cost)))
+
     # -- analytics ---------------------------------------------------------------
 
-    def _start_analytics(self, a: AnalyticsSettings) -> None:
+    def _start_analytics(self, a: AnalyticsSettings, now: float) -> Collector:
         # With exports off a salt is optional; the daemon records no principals,
         # so a per-process random salt keeps the Collector's contract.
         salt = a.salt or secrets.token_hex(16)
-        self.analytics = collector = Collector(
-            self.settings.node_id, now=self.wall_clock(), salt=salt,
+        collector = Collector(
+            self.settings.node_id, now=now, salt=salt, calendar=self.calendar,
             label_cap=a.label_cardinality_cap, hll_precision=a.hll_precision,
             top_k=a.top_k, stored_top=a.stored_top)
         reg = collector.registry
@@ -395,45 +529,10 @@ class NodeDaemon:
             self._m_datagrams.labels(direction).inc(0)
         for reason in _DROP_REASONS:
             self._m_dropped.labels(reason).inc(0)
-
-    def _record_peer_event(self, event: Effect) -> None:
-        collector, now = self.analytics, self.wall_clock()
-        assert collector is not None
-        if isinstance(event, PeerJoined):
-            collector.record(NeighborChange(event.peer.node_id, up=True), now=now)
-            if math.isfinite(event.peer.etx):  # inf = not measured yet, not "lost"
-                self._record_etx(event.peer.node_id, event.peer.etx, now)
-        elif isinstance(event, PeerLeft):
-            collector.record(NeighborChange(event.node_id, up=False), now=now)
-        elif isinstance(event, PeerChanged) and "etx" in event.fields:
-            self._record_etx(event.peer.node_id, event.peer.etx, now)
-
-    def _record_etx(self, peer: str, etx: float, now: float) -> None:
-        # Discovery's ETX is >= 1 by construction (inf when the link is lost);
-        # the max() only guards the collector's precondition.
-        if not math.isnan(etx):
-            assert self.analytics is not None
-            self.analytics.record(LinkChange(peer, max(1.0, etx)), now=now)
-
-    def _record_links(self, old: Topology | None, new: Topology) -> None:
-        """babeld costs of this router's own links -> LinkChange (peer = router id)."""
-        me = new.router_id
-        if me is None:
-            return
-        before = {lk.target: lk.cost for lk in (old.links() if old else ()) if lk.source == me}
-        after = {lk.target: lk.cost for lk in new.links() if lk.source == me}
-        now = self.wall_clock()
-        assert self.analytics is not None
-        for target in sorted(before.keys() | after.keys()):
-            cost = after.get(target, math.inf)
-            if before.get(target) == cost:
-                continue
-            # babeld's cost is in 1/256 units, one good hop ~ 1.0 after Topology's
-            # scaling; ETX is >= 1, so cheaper-than-ideal costs read as 1.
-            self.analytics.record(LinkChange(target, max(1.0, cost)), now=now)
+        return collector
 
     def update_analytics(self) -> None:
-        """Refresh the node gauges, ``tick`` the collector and write the textfile (if set).
+        """Refresh the node gauges and write the textfile (if set).
 
         A failed write is logged (once until a write succeeds again) and counted
         in ``meshcore_node_textfile_errors_total``; it never raises.
@@ -453,8 +552,6 @@ class NodeDaemon:
             for reason in _DROP_REASONS:
                 self._sync_counter(self._m_dropped.labels(reason), reason,
                                    getattr(stats, "dropped_" + reason))
-        # Closed rollups are not stored by the daemon yet (rollup_path): drop them.
-        collector.tick(now=self.wall_clock())
         path = self.settings.analytics.textfile_path if self.settings.analytics else ""
         if path:
             self.write_textfile(path)
@@ -484,11 +581,14 @@ class NodeDaemon:
                 log.info("Prometheus textfile %s written again", path)
             self._textfile_failing = False
 
-    async def _analytics_loop(self) -> None:
+    async def _clock_loop(self) -> None:
+        # The wall clock reaches the cores only here, as a WallClock event;
+        # the analytics gauges and textfile are refreshed on the same beat.
         interval = self.settings.status_interval
         while True:
-            self.update_analytics()
             await asyncio.sleep(interval)
+            self._feed(WallClock(self.wall_clock()))
+            self.update_analytics()
 
     # -- status ------------------------------------------------------------------
 
@@ -497,10 +597,12 @@ class NodeDaemon:
         core, driver = self.core, self.driver
         out: dict[str, Any] = {
             "node_id": self.settings.node_id,
-            "time": time.time(),
+            "time": self.wall_clock(),
             "uptime": time.monotonic() - self.started_at if self.started_at else 0.0,
             "started_at": self.core_started,
             "peers": [],
+            "router": self.router.status(),
+            "undeliverable_messages": self.undeliverable,
         }
         if core is not None:
             out["peers"] = [

@@ -1,13 +1,16 @@
-"""The asyncio UDP driver of the discovery core: real sockets around ``Discovery``.
+"""The asyncio UDP driver: real sockets around a core that speaks discovery's datagrams.
 
 Theory of operation
 -------------------
-The loop is aioquic's ``asyncio/protocol.py``: every input (a datagram, a
-timer tick, a new neighbour list) goes into the sans-I/O core with
-``now = loop.time()``; the effects it returns are applied (datagrams sent,
-peer events handed to ``on_event``); then the one timer is re-armed at
-``core.get_timer()`` with ``loop.call_at``. The core never sees a socket or
-the clock, so the same object runs here and in the simulator.
+The loop is the one host loop (:class:`meshcore.host.HostLoop`, aioquic's
+``asyncio/protocol.py``): every input (a datagram, a timer tick, a new
+neighbour list, or any event the daemon feeds through :meth:`UdpDriver.feed`)
+goes into the sans-I/O core with ``now = loop.time()``; the effects it
+returns are applied (datagrams sent here, everything else handed to
+``on_event``); then the one timer is re-armed at ``core.get_timer()`` with
+``loop.call_at``. The core is a :class:`~meshcore.net.discovery.Discovery`
+or a whole :class:`~meshcore.router.Router`; it never sees a socket or the
+clock, so the same object runs here and in the simulator.
 
 Sockets (IPv4):
 
@@ -56,12 +59,17 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 
+from meshcore.core import Core
+from meshcore.host import HostLoop
 from meshcore.net.discovery import (
     Addr,
+    DaemonNeighbours,
+    Datagram,
     Discovery,
-    Effect,
+    DiscoverySettings,
     SendMulticast,
     SendUnicast,
+    Start,
 )
 
 __all__ = ["UdpDriver", "UdpStats"]
@@ -103,47 +111,56 @@ class UdpStats:
 
 
 class UdpDriver:
-    """Run one :class:`~meshcore.net.discovery.Discovery` core on real UDP sockets.
+    """Run one core on real UDP sockets, through the one host loop.
 
-    ``core`` supplies the port, group and interfaces (``core.settings``).
-    ``bind_host`` is the unicast socket's address (``"0.0.0.0"``; a loopback
-    address such as ``"127.0.0.7"`` lets many nodes share one host).
-    ``on_event`` receives every ``PeerJoined``/``PeerLeft``/``PeerChanged``.
-    ``multicast_loop`` turns ``IP_MULTICAST_LOOP`` on (only useful to test
-    several nodes on one host). Use :meth:`start`, then :meth:`close`.
+    ``core`` is a :class:`~meshcore.net.discovery.Discovery` (whose settings
+    give the port, group and interfaces) or any core that handles
+    discovery's events, with ``settings`` given. ``bind_host`` is the unicast
+    socket's address (``"0.0.0.0"``; a loopback address such as
+    ``"127.0.0.7"`` lets many nodes share one host). ``on_event`` receives
+    every effect that is not a datagram (peer events, and whatever else the
+    core returns). ``multicast_loop`` turns ``IP_MULTICAST_LOOP`` on (only
+    useful to test several nodes on one host). Use :meth:`start`, then
+    :meth:`close`.
     """
 
     def __init__(
         self,
-        core: Discovery,
+        core: Core,
         *,
+        settings: DiscoverySettings | None = None,
         bind_host: str = "0.0.0.0",
-        on_event: Callable[[Effect], None] | None = None,
+        on_event: Callable[[object], None] | None = None,
         multicast_loop: bool = False,
         rejoin_interval: float = 5.0,
     ) -> None:
-        if not isinstance(core, Discovery):
-            raise TypeError(f"core: expected Discovery, got {type(core).__name__}")
+        if settings is None:
+            if not isinstance(core, Discovery):
+                raise TypeError(
+                    f"core: expected Discovery (or give settings=), got {type(core).__name__}")
+            settings = core.settings
+        if not isinstance(core, Core):
+            raise TypeError(f"core: expected a core (handle/handle_timer/get_timer), "
+                            f"got {type(core).__name__}")
         if rejoin_interval <= 0:
             raise ValueError(f"rejoin_interval: expected > 0, got {rejoin_interval!r}")
         self.core = core
+        self.settings = settings
         self.bind_host = bind_host
         self.on_event = on_event
         self.multicast_loop = multicast_loop
         self.rejoin_interval = float(rejoin_interval)
         self.stats = UdpStats()
-        self.port = core.settings.port
-        self.group = core.settings.multicast_group
-        self.interfaces: tuple[str, ...] = (
-            core.settings.interfaces if core.settings.multicast else ()
-        )
-        self.multicast = core.settings.multicast
+        self.port = settings.port
+        self.group = settings.multicast_group
+        self.interfaces: tuple[str, ...] = settings.interfaces if settings.multicast else ()
+        self.multicast = settings.multicast
+        self.host: HostLoop | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._address: Addr | None = None
         self._source = b"\0\0\0\0"
         self._ucast: socket.socket | None = None
         self._mcast: socket.socket | None = None
-        self._timer: asyncio.TimerHandle | None = None
         self._rejoin: asyncio.TimerHandle | None = None
         self._joined: dict[str, int] = {}  # interface name -> ifindex joined
         self._missing: set[str] = set()
@@ -185,16 +202,34 @@ class UdpDriver:
         self._loop.add_reader(self._ucast.fileno(), self._on_readable, self._ucast, False)
         if self._mcast is not None:
             self._loop.add_reader(self._mcast.fileno(), self._on_readable, self._mcast, True)
-        self._apply(self.core.start(now=self._loop.time()))
+        self.host = HostLoop(self.core, clock=self._loop.time, call_at=self._call_at,
+                             apply=self._apply_one)
+        self.host.feed(Start())
+
+    def _call_at(self, when: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        assert self._loop is not None
+        return self._loop.call_at(when, self._on_timer, callback)
+
+    def _on_timer(self, callback: Callable[[], None]) -> None:
+        if not self._closed:
+            self.stats.timer_runs += 1
+            callback()
+
+    def feed(self, event: object) -> list[object]:
+        """Hand any event to the core through the host loop; returns its effects."""
+        if self.host is None or self._closed:
+            return []
+        return self.host.feed(event)
 
     def close(self) -> None:
         """Stop reading, cancel the timers, close the sockets. Safe to call twice."""
         if self._closed:
             return
         self._closed = True
-        for handle in (self._timer, self._rejoin):
-            if handle is not None:
-                handle.cancel()
+        if self.host is not None:
+            self.host.stop()
+        if self._rejoin is not None:
+            self._rejoin.cancel()
         for sock in (self._ucast, self._mcast):
             if sock is None:
                 continue
@@ -204,10 +239,8 @@ class UdpDriver:
             sock.close()
 
     def set_daemon_neighbours(self, addrs: Iterable[Addr]) -> None:
-        """Hand the routing daemon's neighbours to the core (see ``Discovery``)."""
-        if self._loop is None or self._closed:
-            return
-        self._apply(self.core.set_daemon_neighbours(list(addrs), now=self._loop.time()))
+        """Hand the routing daemon's neighbours to the core (``DaemonNeighbours``)."""
+        self.feed(DaemonNeighbours(tuple(addrs)))
 
     # -- sockets -----------------------------------------------------------------
 
@@ -292,10 +325,9 @@ class UdpDriver:
     # -- receiving -----------------------------------------------------------------
 
     def _on_readable(self, sock: socket.socket, via_multicast: bool) -> None:
-        loop = self._loop
-        if loop is None or self._closed:
+        host = self.host
+        if host is None or self._closed:
             return
-        effects: list[Effect] = []
         for _ in range(_BATCH):
             try:
                 data, ancdata, _flags, addr = sock.recvmsg(_RECV_SIZE, _CMSG_SIZE)
@@ -307,11 +339,7 @@ class UdpDriver:
                 break
             self.stats.received += 1
             interface = self._arrival_interface(ancdata, via_multicast)
-            effects.extend(self.core.receive_datagram(
-                data, (addr[0], addr[1]), now=loop.time(), interface=interface,
-                via_multicast=via_multicast,
-            ))
-        self._apply(effects)
+            host.feed(Datagram(data, (addr[0], addr[1]), interface, via_multicast))
 
     def _arrival_interface(self, ancdata, via_multicast: bool) -> str | None:
         for level, kind, payload in ancdata:
@@ -328,37 +356,18 @@ class UdpDriver:
                     return None
         return "" if via_multicast and not self.interfaces else None
 
-    # -- effects and the timer ---------------------------------------------------
+    # -- effects ------------------------------------------------------------------
 
-    def _apply(self, effects: list[Effect]) -> None:
-        for effect in effects:
-            if isinstance(effect, SendUnicast):
-                self._send_unicast(effect.addr, effect.data)
-            elif isinstance(effect, SendMulticast):
-                self._send_multicast(effect.interface, effect.data)
-            elif self.on_event is not None:
-                try:
-                    self.on_event(effect)
-                except Exception:
-                    log.exception("peer event handler failed on %r", effect)
-        self._arm()
-
-    def _arm(self) -> None:
-        if self._loop is None or self._closed:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        deadline = self.core.get_timer()
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        if self._loop is None or self._closed:
-            return
-        self.stats.timer_runs += 1
-        self._apply(self.core.handle_timer(now=self._loop.time()))
+    def _apply_one(self, effect: object) -> None:
+        if isinstance(effect, SendUnicast):
+            self._send_unicast(effect.addr, effect.data)
+        elif isinstance(effect, SendMulticast):
+            self._send_multicast(effect.interface, effect.data)
+        elif self.on_event is not None:
+            try:
+                self.on_event(effect)
+            except Exception:
+                log.exception("effect handler failed on %r", effect)
 
     def _send_unicast(self, addr: Addr, data: bytes) -> None:
         sock = self._ucast

@@ -1,44 +1,54 @@
-"""Run a sans-I/O core on a simulated node: the simulator's version of the daemon loop.
+"""Host a sans-I/O core on a simulated node: the simulator's side of the one host loop.
 
-Theory of operation (aioquic ``asyncio/protocol.py``): every input goes into
-the core (``start``, ``receive_datagram``, ``handle_timer``, or any other
-method through :meth:`CoreHost.call`), the effects it returns are applied,
-and then the core's next deadline (``get_timer()``) is armed again, replacing
-the previous one. The same core object that runs in the real daemon runs
-here, with the simulator's clock passed as ``now``.
+Theory of operation: :class:`CoreHost` gives a core (a
+:class:`~meshcore.net.discovery.Discovery` alone, or a whole
+:class:`~meshcore.router.Router`) the same :class:`~meshcore.host.HostLoop`
+the daemon uses, with the simulator's clock and event queue in place of
+``loop.time`` and ``loop.call_at``. Inputs become the core's events
+(:class:`~meshcore.net.discovery.Datagram` for a datagram on the bound port,
+:class:`~meshcore.router.events.MessageReceived` or, for the slices of a
+chunk, :class:`~meshcore.router.events.ChunkArrived` once the node's storage
+driver has put the chunk together and verified it); commands are carried out
+on the :class:`~meshcore.sim.network.SimNetwork`:
 
-Effects are recognised by shape, so any core can be hosted without the
-simulator importing it: an effect with ``addr`` and ``data`` attributes is a
-unicast (``SendUnicast``), one with ``interface`` and ``data`` a multicast on
-that interface's segment (``SendMulticast``). Every other effect goes to the
-``on_effect(host, effect)`` hook (e.g. ``PeerJoined`` for a scenario's
-metrics) and is kept in :attr:`CoreHost.effects` when ``keep_effects`` is set.
+* ``SendUnicast`` / ``SendMulticast`` → datagrams;
+* ``SendMessage`` / ``SendSlice`` → :meth:`SimNetwork.send_message` (a slice's
+  bytes are read from storage; when it leaves the first hop the host feeds
+  ``EgressIdle``; a message whose path broke comes back as ``MessageFailed``);
+* ``StoreChunk`` / ``FreeChunk`` → the node's :class:`~meshcore.sim.storage.SimStorage`.
+
+Every other effect (facts, ``Deliver``, ``RequestRefused``...) goes to the
+``on_effect(host, effect)`` hook and is kept in :attr:`CoreHost.effects`
+when ``keep_effects`` is set. The host never inspects the core: the
+protocol is the whole contract.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
+from ..cache import FreeChunk, StoreChunk
+from ..host import SPIN_STEP, HostLoop
+from ..net.discovery import Datagram, SendMulticast, SendUnicast, Start
+from ..router.events import EgressIdle, MessageFailed, MessageReceived, SendMessage, SendSlice
+from ..router.messages import ChunkSlice
 from .engine import Timer
 from .network import Addr, SimNetwork
+from .storage import SimStorage
 
 __all__ = ["SPIN_STEP", "CoreHost"]
-
-#: Seconds a timer is pushed when a core asks again for a deadline it just
-#: handled (see ``CoreHost.spins``): the real clock's progress, simulated.
-SPIN_STEP = 1e-6
 
 
 class CoreHost:
     """Drive ``core`` on node ``node_id`` of ``network``, bound to UDP ``port``.
 
-    ``on_effect(host, effect)`` receives the effects that are not sends.
-    The host is idle until :meth:`start` (or :meth:`start_at`). ``spins``
-    counts timers the core re-requested at or before the instant it just
-    handled (pushed by :data:`SPIN_STEP`; non-zero hints at a core bug). Raises
-    KeyError for an unknown node, ValueError when the port is taken.
+    ``on_effect(host, effect)`` receives the effects that are not carried out
+    here. ``storage`` is the node's storage driver (a new :class:`SimStorage`
+    by default). The host is idle until :meth:`start` (or :meth:`start_at`).
+    ``spins`` counts timers the core re-requested at or before the instant it
+    just handled (non-zero hints at a core bug). Raises KeyError for an
+    unknown node, ValueError when the port is taken.
     """
 
     def __init__(
@@ -50,6 +60,7 @@ class CoreHost:
         port: int,
         on_effect: Callable[[CoreHost, Any], Any] | None = None,
         keep_effects: bool = False,
+        storage: SimStorage | None = None,
     ) -> None:
         if node_id not in network.index:
             raise KeyError(f"node_id: no node {node_id!r} in this network")
@@ -62,29 +73,44 @@ class CoreHost:
         self.on_effect = on_effect
         self.keep_effects = keep_effects
         self.effects: list[Any] = []
-        self.running = False
-        self.inputs = 0
-        self.spins = 0
-        self._timer: Timer | None = None
-        self._deadline: float | None = None
-        self._fired_at: float | None = None
-        try:
-            params = inspect.signature(core.receive_datagram).parameters
-        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-            params = {}
-        self._rich = "interface" in params and "via_multicast" in params
+        self.storage = storage if storage is not None else SimStorage()
+        self.loop = HostLoop(core, clock=self._clock, call_at=self._call_at,
+                             apply=self._apply_one)
+        self.loop.running = False
 
-    # -- lifecycle -------------------------------------------------------------
+    # -- the loop's clock ---------------------------------------------------------------
+
+    def _clock(self) -> float:
+        return self.sim.now
+
+    def _call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        return self.sim.schedule_at(when, callback)
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self.loop.running
+
+    @property
+    def inputs(self) -> int:
+        """Events and timer firings handed to the core so far."""
+        return self.loop.inputs
+
+    @property
+    def spins(self) -> int:
+        """Deadlines the core re-requested at the instant it had just handled."""
+        return self.loop.spins
+
+    # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Bind the port, call ``core.start(now=...)`` if it has one, apply its effects."""
+        """Bind the port and the node's messages, feed the core :class:`Start`."""
         if self.running:
             return
         self.network.bind(self.node_id, self.port, self._on_datagram)
-        self.running = True
-        start = getattr(self.core, "start", None)
-        effects = start(now=self.sim.now) if start is not None else []
-        self._apply(effects)
+        self.network.bind_messages(self.node_id, self._on_message)
+        self.loop.resume()
+        self.loop.feed(Start())
 
     def start_at(self, at: float) -> Timer:
         """Schedule :meth:`start` at simulated time ``at``."""
@@ -94,88 +120,70 @@ class CoreHost:
         """Unbind and cancel the timer; the core is left as it is (a crash, not a goodbye)."""
         if not self.running:
             return
-        self.running = False
+        self.loop.stop()
         self.network.unbind(self.node_id, self.port)
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
-        self._deadline = None
+        self.network.unbind_messages(self.node_id)
 
-    # -- inputs ------------------------------------------------------------------
+    # -- inputs ----------------------------------------------------------------------
 
-    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call ``core.<method>(*args, now=<sim time>, **kwargs)`` and apply the effects.
-
-        For inputs other than datagrams and timers (e.g. Discovery's
-        ``set_daemon_neighbours``). A method that returns None (a setter) is
-        fine; the timer is re-armed either way. Returns what the method returned.
-        """
-        result = getattr(self.core, method)(*args, now=self.sim.now, **kwargs)
-        self._apply(result if isinstance(result, list) else [])
-        return result
+    def feed(self, event: Any) -> list[Any]:
+        """Hand any event to the core (e.g. ``DaemonNeighbours``); returns its effects."""
+        return self.loop.feed(event)
 
     def _on_datagram(self, data: bytes, src: Addr, interface: str | None, mcast: bool) -> None:
+        if self.running:
+            self.loop.feed(Datagram(data, src, interface, mcast))
+
+    def _on_message(self, peer: str, message: Any) -> None:
         if not self.running:
             return
-        self.inputs += 1
-        if self._rich:
-            effects = self.core.receive_datagram(
-                data, src, now=self.sim.now, interface=interface, via_multicast=mcast
-            )
+        if isinstance(message, ChunkSlice):
+            arrived = self.storage.receive_slice(peer, message)
+            if arrived is not None:
+                self.loop.feed(arrived)
+            return
+        self.loop.feed(MessageReceived(peer, message))
+
+    # -- effects -----------------------------------------------------------------------
+
+    def _apply_one(self, effect: Any) -> None:
+        net = self.network
+        kind = type(effect)
+        if kind is SendUnicast:
+            net.send(self.node_id, self.port, tuple(effect.addr), effect.data)
+        elif kind is SendMulticast:
+            net.multicast(self.node_id, effect.interface, self.port, effect.data)
+        elif kind is SendSlice:
+            piece = self.storage.read_slice(effect.message)
+            self._send(effect.peer, piece, egress=True)
+        elif kind is SendMessage:
+            self._send(effect.peer, effect.message, egress=False)
+        elif kind is StoreChunk:
+            self.storage.keep(effect.digest, effect.size)
+        elif kind is FreeChunk:
+            self.storage.free(effect.digest)
         else:
-            effects = self.core.receive_datagram(data, src, now=self.sim.now)
-        self._apply(effects)
+            if self.keep_effects:
+                self.effects.append(effect)
+            if self.on_effect is not None:
+                self.on_effect(self, effect)
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._deadline = None
-        if not self.running:
-            return
-        self.inputs += 1
-        self._fired_at = self.sim.now
-        try:
-            self._apply(self.core.handle_timer(now=self.sim.now))
-        finally:
-            self._fired_at = None
+    def _send(self, peer: str, message: Any, *, egress: bool) -> None:
+        left = [False]  # has the message left the first hop (the egress is free)?
 
-    # -- effects -------------------------------------------------------------------
+        def sent() -> None:
+            left[0] = True
+            if self.running:
+                self.loop.feed(EgressIdle())
 
-    def _apply(self, effects: Any) -> None:
-        if effects:
-            net = self.network
-            for effect in effects:
-                data = getattr(effect, "data", None)
-                if data is not None and hasattr(effect, "addr"):
-                    net.send(self.node_id, self.port, tuple(effect.addr), data)
-                elif data is not None and hasattr(effect, "interface"):
-                    net.multicast(self.node_id, effect.interface, self.port, data)
-                else:
-                    if self.keep_effects:
-                        self.effects.append(effect)
-                    if self.on_effect is not None:
-                        self.on_effect(self, effect)
-        self._arm()
+        def failed(reason: str) -> None:
+            if self.running:
+                self.loop.feed(MessageFailed(peer, message))
+                if egress and not left[0]:
+                    self.loop.feed(EgressIdle())
 
-    def _arm(self) -> None:
-        if not self.running:
-            return
-        deadline = self.core.get_timer()
-        if deadline == self._deadline and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._deadline = deadline
-        if deadline is not None:
-            now = self.sim.now
-            if deadline <= now and self._fired_at == now:
-                # The core handled a timer at ``now`` and still wants one at or
-                # before ``now`` (e.g. a float-rounding mismatch between its
-                # deadline and its expiry test). On a real clock time moves on
-                # and the retry succeeds; a simulated clock would spin forever.
-                self.spins += 1
-                deadline = now + SPIN_STEP
-            self._timer = self.sim.schedule_at(max(deadline, now), self._on_timer)
+        self.network.send_message(self.node_id, peer, message, message.wire_size,
+                                  on_sent=sent if egress else None, on_failed=failed)
 
     def __repr__(self) -> str:
         return f"CoreHost({self.node_id!r}, port={self.port}, running={self.running})"

@@ -56,10 +56,26 @@ hand (:meth:`set_link_up`) stay down across a merge.
 ``(address, port)`` pairs, as :mod:`meshcore.net.discovery` expects; a
 datagram's source address is the sender's.
 
+**Messages.** Besides datagrams, routers exchange *messages*
+(:meth:`SimNetwork.send_message`): what a TCP connection between two routers
+carries, modelled at message granularity. A message of ``size`` bytes is
+routed hop by hop like a datagram and stored and forwarded at each router;
+each hop is busy for ``attempts * size / bandwidth`` seconds, where
+``attempts`` (1, plus one per lost transmission, drawn with the link's loss)
+is the link-layer and transport retransmission of a reliable stream, so a
+lossy link costs air time instead of losing data. Messages wait behind each
+other and behind datagrams on the same link (one FIFO per direction, no
+drop: the sender's fair scheduler paces what enters). A message whose path
+breaks (no route, a link or node down on the way) is lost and its sender is
+told (``on_failed``, as a reset connection would). ``on_sent`` fires when
+the message has left the sender's first hop: the sender's egress is free.
+
 **Counters.** Per node (:class:`NodeCounters`): payload bytes and datagrams
 the node sent (a multicast counts once) and received (delivered to a bound
-port), and forwarded for others. Network-wide drops by reason in
-:attr:`SimNetwork.drops`.
+port), and forwarded for others; message bytes sent, received and forwarded.
+Network-wide drops by reason in :attr:`SimNetwork.drops`;
+:attr:`SimNetwork.message_bytes_hops` sums every message's bytes times the
+hops it crossed (transmissions included), the transport cost of a run.
 
 All randomness comes from one ``random.Random`` seeded from the simulator's
 rng at construction, so a run is reproducible for a given seed.
@@ -77,11 +93,13 @@ from meshcore.kernels import CostGraph, RouteTable
 
 from .engine import Simulator
 
-__all__ = ["Addr", "DatagramHandler", "NodeCounters", "SimLink", "SimNetwork"]
+__all__ = ["Addr", "DatagramHandler", "MessageHandler", "NodeCounters", "SimLink", "SimNetwork"]
 
 Addr = tuple[str, int]
 # handler(data, source address, interface or None, via_multicast)
 DatagramHandler = Callable[[bytes, Addr, "str | None", bool], Any]
+# handler(source node id, message)
+MessageHandler = Callable[[str, Any], Any]
 
 DROP_REASONS = (
     "loss",
@@ -105,6 +123,9 @@ class NodeCounters:
     received_datagrams: int = 0
     forwarded_bytes: int = 0
     forwarded_datagrams: int = 0
+    message_sent_bytes: int = 0
+    message_received_bytes: int = 0
+    message_forwarded_bytes: int = 0
 
     def copy(self) -> NodeCounters:
         """A snapshot."""
@@ -115,6 +136,9 @@ class NodeCounters:
             self.received_datagrams,
             self.forwarded_bytes,
             self.forwarded_datagrams,
+            self.message_sent_bytes,
+            self.message_received_bytes,
+            self.message_forwarded_bytes,
         )
 
 
@@ -264,6 +288,11 @@ class SimNetwork:
         self.counters: dict[str, NodeCounters] = {nid: NodeCounters() for nid in self.ids}
         self.drops: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self._handlers: dict[tuple[str, int], DatagramHandler] = {}
+        self._message_handlers: dict[str, MessageHandler] = {}
+        #: Sum over messages of bytes x hops crossed (each transmission counted).
+        self.message_bytes_hops = 0
+        #: Messages lost because their path broke, by reason.
+        self.message_failures: dict[str, int] = {}
         self._group: dict[str, int] | None = None
         self._table: RouteTable | None = None
         self._nh = None  # next-hop rows of the table, as nested lists (fast indexing)
@@ -436,6 +465,103 @@ class SimNetwork:
         c.received_bytes += len(data)
         c.received_datagrams += 1
         handler(data, src, iface, mcast)
+
+    # -- messages ----------------------------------------------------------------
+
+    def bind_messages(self, node_id: str, handler: MessageHandler) -> None:
+        """Deliver messages for ``node_id`` to ``handler(source node, message)``."""
+        if node_id not in self.index:
+            raise KeyError(f"node_id: no node {node_id!r} in this network")
+        self._message_handlers[node_id] = handler
+
+    def unbind_messages(self, node_id: str) -> None:
+        """Stop delivering messages to ``node_id`` (no error when not bound)."""
+        self._message_handlers.pop(node_id, None)
+
+    def send_message(
+        self,
+        source: str,
+        target: str,
+        message: Any,
+        size: int,
+        *,
+        on_sent: Callable[[], Any] | None = None,
+        on_failed: Callable[[str], Any] | None = None,
+    ) -> None:
+        """Send ``message`` (``size`` bytes on the wire) reliably from ``source`` to ``target``.
+
+        See the module docstring. ``on_sent()`` when it has left the first
+        hop; ``on_failed(reason)`` when its path breaks. Raises KeyError for
+        an unknown node.
+        """
+        if target not in self.index:
+            raise KeyError(f"target: no node {target!r} in this network")
+        if not self.node_up[source]:
+            self._message_failed("node_down", on_failed)
+            return
+        self.counters[source].message_sent_bytes += size
+        if source == target:
+            if on_sent is not None:
+                self.sim.schedule(0.0, on_sent)
+            self.sim.schedule(0.0, self._message_deliver, source, target, message, size,
+                              on_failed)
+            return
+        self._message_hop(source, source, target, message, size, on_sent, on_failed)
+
+    def _message_failed(self, reason: str, on_failed: Callable[[str], Any] | None) -> None:
+        self.message_failures[reason] = self.message_failures.get(reason, 0) + 1
+        if on_failed is not None:
+            self.sim.schedule(0.0, on_failed, reason)
+
+    def _message_hop(self, source: str, at: str, target: str, message: Any, size: int,
+                     on_sent: Callable[[], Any] | None,
+                     on_failed: Callable[[str], Any] | None) -> None:
+        hop = self._next_hops()[self.index[at]][self.index[target]]
+        if hop < 0:
+            self._message_failed("no_route", on_failed)
+            return
+        link = self.links[(at, self.ids[hop])]
+        if not (link.up and not link.partitioned and self.node_up[link.target]):
+            self._message_failed("link_down", on_failed)
+            return
+        attempts = 1
+        if link.loss:
+            rng, loss = self.rng, link.loss
+            while rng.random() < loss and attempts < 64:
+                attempts += 1
+        wire = size + self.header_bytes
+        start = max(self.sim.now, link.busy_until)
+        done = start + attempts * wire / link.bandwidth
+        link.busy_until = done
+        self.message_bytes_hops += attempts * size
+        if on_sent is not None:
+            self.sim.schedule_at(done, on_sent)
+        self.sim.schedule_at(done + link.latency, self._message_arrive, link, source, target,
+                             message, size, on_failed)
+
+    def _message_arrive(self, link: SimLink, source: str, target: str, message: Any, size: int,
+                        on_failed: Callable[[str], Any] | None) -> None:
+        if not (link.up and not link.partitioned):
+            self._message_failed("link_down", on_failed)
+            return
+        at = link.target
+        if not self.node_up[at]:
+            self._message_failed("node_down", on_failed)
+            return
+        if at == target:
+            self._message_deliver(source, target, message, size, on_failed)
+            return
+        self.counters[at].message_forwarded_bytes += size
+        self._message_hop(source, at, target, message, size, None, on_failed)
+
+    def _message_deliver(self, source: str, target: str, message: Any, size: int,
+                         on_failed: Callable[[str], Any] | None) -> None:
+        handler = self._message_handlers.get(target)
+        if handler is None or not self.node_up[target]:
+            self._message_failed("no_listener", on_failed)
+            return
+        self.counters[target].message_received_bytes += size
+        handler(source, message)
 
     # -- routes ------------------------------------------------------------------
 

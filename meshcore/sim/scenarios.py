@@ -16,7 +16,7 @@ event. :meth:`Scenario.fingerprint` summarises a run for comparisons.
 Discovery helpers (:func:`start_discovery`, :func:`knows`,
 :func:`all_know`, :func:`converged`) import :mod:`meshcore.net.discovery`
 lazily. The routing daemon's view (which Discovery gets through
-``set_daemon_neighbours``) is played by :meth:`Scenario.feed_neighbours`:
+``DaemonNeighbours``) is played by :meth:`Scenario.feed_neighbours`:
 every ``interval`` seconds each host is told the addresses of its current
 one-hop neighbours over up links, when they changed.
 """
@@ -142,15 +142,15 @@ class Scenario:
 
         self.sim.schedule_at(self.sim.now if first is None else first, tick)
 
-    def feed_neighbours(self, *, method: str = "set_daemon_neighbours", interval: float = 5.0,
-                        port: int | None = None) -> None:
+    def feed_neighbours(self, *, interval: float = 5.0, port: int | None = None) -> None:
         """Play the routing daemon: tell each running host its one-hop neighbours.
 
-        Calls ``host.call(method, [(address, port), ...])`` now and every
-        ``interval`` seconds, for hosts whose neighbour list changed (links
+        Feeds ``DaemonNeighbours(((address, port), ...))`` now and every
+        ``interval`` seconds, to hosts whose neighbour list changed (links
         going down or up, partitions, merges). ``port`` defaults to each
         neighbour's own host port.
         """
+        from meshcore.net.discovery import DaemonNeighbours
 
         def feed() -> None:
             net = self.network
@@ -165,7 +165,7 @@ class Scenario:
                 key = tuple(addrs)
                 if self._fed.get(nid) != key:
                     self._fed[nid] = key
-                    host.call(method, addrs)
+                    host.feed(DaemonNeighbours(key))
 
         self.every(interval, feed)
 
