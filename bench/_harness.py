@@ -76,15 +76,8 @@ def _timed(fn, setup) -> float:
     return time.perf_counter() - start
 
 
-def paired_ratio(ours, peer, *, rounds: int, ours_setup=None, peer_setup=None) -> float:
-    """Median over ``rounds`` pairs of ``peer time / ours time``, each pair run back to back.
-
-    A shared machine's speed drifts over seconds, so two rows timed minutes
-    apart can disagree by 30%; timing ours and the peer in adjacent pairs,
-    alternating which goes first, cancels most of that drift. ``*_setup``
-    (untimed) returns the argument tuple for the next call. Values above 1
-    mean ours is faster. Reported as the ``paired_vs_peer`` metric.
-    """
+def paired_ratios(ours, peer, *, rounds: int, ours_setup=None, peer_setup=None) -> list[float]:
+    """Every pair's ``peer time / ours time`` (see :func:`paired_ratio`), in run order."""
     _timed(ours, ours_setup)
     _timed(peer, peer_setup)
     ratios = []
@@ -96,4 +89,26 @@ def paired_ratio(ours, peer, *, rounds: int, ours_setup=None, peer_setup=None) -
             t_ours = _timed(ours, ours_setup)
             t_peer = _timed(peer, peer_setup)
         ratios.append(t_peer / t_ours)
+    return ratios
+
+
+def spread(ratios: list[float]) -> dict[str, float]:
+    """``paired_vs_peer`` (median) with ``paired_min`` and ``paired_max``: the spread to report."""
+    return {
+        "paired_vs_peer": statistics.median(ratios),
+        "paired_min": min(ratios),
+        "paired_max": max(ratios),
+    }
+
+
+def paired_ratio(ours, peer, *, rounds: int, ours_setup=None, peer_setup=None) -> float:
+    """Median over ``rounds`` pairs of ``peer time / ours time``, each pair run back to back.
+
+    A shared machine's speed drifts over seconds, so two rows timed minutes
+    apart can disagree by 30%; timing ours and the peer in adjacent pairs,
+    alternating which goes first, cancels most of that drift. ``*_setup``
+    (untimed) returns the argument tuple for the next call. Values above 1
+    mean ours is faster. Reported as the ``paired_vs_peer`` metric.
+    """
+    ratios = paired_ratios(ours, peer, rounds=rounds, ours_setup=ours_setup, peer_setup=peer_setup)
     return statistics.median(ratios)

@@ -1,6 +1,8 @@
-"""Print the ratio table from a pytest-benchmark JSON file.
+"""Print the ratio table from a pytest-benchmark JSON file, or compare two runs.
 
-Usage: ``python bench/report.py RESULTS.json [--markdown]``
+Usage: ``python bench/report.py RESULTS.json [--markdown]``, or
+``python bench/report.py --compare OLD NEW [--threshold 0.2]`` where ``OLD`` is a
+saved run or the ``bench/history/`` folder (its newest release is taken).
 
 Rows are grouped by ``benchmark.group``. In each group the row whose role is
 ``peer`` is the yardstick: ``vs peer`` is the row's throughput divided by the
@@ -152,12 +154,107 @@ def render(groups: dict[str, list[dict]], markdown: bool) -> str:
     return "\n".join(out) + "\n"
 
 
+def _version_key(path: Path) -> tuple:
+    """Sort key of ``bench/history/<version>.json``: numeric parts compare as numbers."""
+    parts = path.stem.replace("-", ".").split(".")
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
+
+
+def latest_release(history: Path) -> Path | None:
+    """The saved run of the highest version in ``history`` (None when empty)."""
+    runs = sorted(history.glob("*.json"), key=_version_key)
+    return runs[-1] if runs else None
+
+
+def peer_ratios(data: dict) -> dict[tuple[str, str], float]:
+    """(group, impl) -> ratio to the named peer of every ``ours`` row.
+
+    The paired ratio where the benchmark measured one (robust to a drifting
+    machine), else the ratio of medians. Ratios, not times: a release saved on
+    one machine compares with a run on another.
+    """
+    ratios = {}
+    for group, rows in build_rows(data).items():
+        for row in rows:
+            value = row["paired"] if row["paired"] is not None else row["vs_peer"]
+            if row["role"] == "ours" and value is not None:
+                ratios[(group, row["impl"])] = value
+    return ratios
+
+
+def compare(old: dict, new: dict, threshold: float) -> tuple[list[str], int]:
+    """Lines comparing ``new``'s peer ratios with ``old``'s, and the number of regressions.
+
+    A regression is a ratio that fell below ``(1 - threshold)`` times the saved
+    one. Benchmarks present in only one run are listed, not judged.
+    """
+    before, after = peer_ratios(old), peer_ratios(new)
+    lines = []
+    regressions = 0
+    for key in sorted(before.keys() | after.keys()):
+        group, impl = key
+        if key not in after:
+            lines.append(f"  {group} / {impl}: saved {_ratio(before[key])}, not run now")
+            continue
+        if key not in before:
+            lines.append(f"  {group} / {impl}: now {_ratio(after[key])}, not in the saved run")
+            continue
+        change = after[key] / before[key] - 1.0 if before[key] > 0 else 0.0
+        bad = change < -threshold
+        regressions += bad
+        lines.append(
+            f"  {group} / {impl}: saved {_ratio(before[key])}, now {_ratio(after[key])} "
+            f"({change:+.1%}){'  REGRESSION' if bad else ''}"
+        )
+    return lines, regressions
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _compare_main(old_path: Path, new_path: Path, threshold: float) -> int:
+    if old_path.is_dir():
+        found = latest_release(old_path)
+        if found is None:
+            print(f"{old_path}: no saved release to compare with", file=sys.stderr)
+            return 2
+        old_path = found
+    try:
+        old, new = _load(old_path), _load(new_path)
+    except (OSError, ValueError) as exc:
+        print(f"cannot read benchmark results: {exc}", file=sys.stderr)
+        return 2
+    lines, regressions = compare(old, new, threshold)
+    print(f"# ratios to named peers: {new_path.name} against {old_path.name}")
+    print("\n".join(lines))
+    print(f"{regressions} regression(s) beyond {threshold:.0%}")
+    return 1 if regressions else 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: read the JSON file and print the table."""
+    """Entry point: read the JSON file and print the table (or compare two runs)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("json_file", type=Path)
+    parser.add_argument("json_file", type=Path, nargs="?")
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("OLD", "NEW"),
+        help="compare peer ratios of NEW with OLD (a JSON file or bench/history/)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.20,
+        help="largest tolerated fall of a peer ratio, as a fraction (default 0.20)",
+    )
     args = parser.parse_args(argv)
+    if args.compare:
+        return _compare_main(*args.compare, args.threshold)
+    if args.json_file is None:
+        parser.error("a JSON file is required (or --compare OLD NEW)")
     try:
         data = json.loads(args.json_file.read_text())
     except (OSError, ValueError) as exc:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prove the packaging promises on this machine:
-#  1. the wheel carries the four compiled kernels and no .pyx/.c sources,
+#  1. the wheel carries the five compiled kernels, py.typed and the stubs, and
+#     no .pyx/.c sources,
 #     and the sdist carries ext/;
 #  2. MESHCORE_NO_EXTENSIONS=1 builds a wheel that installs and runs pure;
 #  3. with no working C compiler the build still succeeds, pure, with a message.
@@ -25,6 +26,8 @@ assert kernels.BACKEND == sys.argv[1], (kernels.BACKEND, sys.argv[1])
 bf = kernels.BloomFilter(1000, 0.01)
 bf.add(b"x")
 assert b"x" in bf
+cache = kernels.AdaptiveTinyLFU(10)
+assert cache.request("a", 1) is False and cache.request("a", 1) is True
 print(f"  installed wheel runs with BACKEND={kernels.BACKEND}")
 PY
 )
@@ -37,11 +40,14 @@ import pathlib, sys, tarfile, zipfile
 dist = pathlib.Path(sys.argv[1])
 names = zipfile.ZipFile(next(dist.glob("*.whl"))).namelist()
 kernels = sorted(n for n in names if "/kernels/_" in n and (n.endswith(".so") or n.endswith(".pyd")))
-assert len(kernels) == 4, kernels
+assert len(kernels) == 5, kernels
+assert "meshcore/py.typed" in names, "py.typed missing"
+stubs = sorted(n for n in names if n.startswith("meshcore/kernels/_") and n.endswith("_c.pyi"))
+assert len(stubs) == 5, stubs
 leaked = [n for n in names if n.endswith((".pyx", ".pxd", ".c", ".h"))]
 assert not leaked, leaked
 sdist = tarfile.open(next(dist.glob("*.tar.gz"))).getnames()
-assert sum(n.endswith(".pyx") for n in sdist) == 4, sdist
+assert sum(n.endswith(".pyx") for n in sdist) == 5, sdist
 print(f"  wheel: {len(kernels)} compiled kernels, no sources; sdist carries ext/*.pyx")
 PY
 mkdir "$work/wheel-compiled" && mv "$work"/dist/*.whl "$work/wheel-compiled/"

@@ -10,13 +10,17 @@ has the exact algorithm.
 
 What is compiled here and why:
 
-* ``_hash_until`` is the whole cost: one table load, one shift-add and one
-  test per byte. It is unrolled by four so the loop counter and the bound
-  check are paid once per four bytes; gear hashing is then limited by how many
+* ``_hash_until`` is the whole cost, and it rolls two bytes per step
+  (FastCDC 2020, Xia et al., TPDS): ``x = (fp << 2) + GEAR_LS[b0]`` is the
+  first byte's hash shifted left by one, and ``fp = x + GEAR[b1]`` the
+  second's, so a pair costs one shift, two table adds and two tests instead of
+  two shift-adds, two table adds and two tests. The paper tests ``x`` against
+  the mask shifted left, which drops the top bit of our high-bit masks; here
+  that test is only the necessary condition, and the rare pass (2^-(k-1))
+  recomputes the first byte's hash and tests it exactly, so the cuts are
+  bit-identical to the one-byte roll (chunker version 1). The warm-up folds
+  two bytes per step the same way. Gear hashing is then limited by how many
   instructions the core retires per cycle, not by the hash's dependency chain.
-  (FastCDC 2020's "roll two bytes per step" trick needs the mask shifted left
-  by one, which drops the top bit of our high-bit masks, so it would not give
-  identical cuts; plain unrolling measures as fast on x86-64.)
 * The gear table is a C array filled once at import from ``_chunking.GEAR``,
   so the two twins cannot drift apart.
 * ``Chunker.feed`` never copies the piece it is given: chunks that lie
@@ -77,8 +81,10 @@ if WINDOW != _WINDOW_PY:
     raise ImportError(f"_chunker_c was built for a {WINDOW}-byte window, _chunking says {_WINDOW_PY}")
 
 cdef uint64_t GEAR[256]
+cdef uint64_t GEAR_LS[256]  # GEAR << 1 mod 2**64: the two-byte roll's first byte
 for _i in range(256):
     GEAR[_i] = _GEAR_PY[_i]
+    GEAR_LS[_i] = GEAR[_i] << 1
 del _i
 
 cdef object _xxh3_128 = xxhash.xxh3_128_digest
@@ -139,10 +145,12 @@ cdef inline void _prefetch(const uint8_t* p, Py_ssize_t n, Py_ssize_t want) noex
 
 
 cdef inline uint64_t _hash(const uint8_t* p, const uint8_t* stop, uint64_t fp) noexcept nogil:
-    # Warm-up bytes: folded in, never a cut candidate.
-    while p < stop:
+    # Warm-up bytes: folded in, never a cut candidate; two per step.
+    while stop - p >= 2:
+        fp = (fp << 2) + GEAR_LS[p[0]] + GEAR[p[1]]
+        p += 2
+    if p < stop:
         fp = (fp << 1) + GEAR[p[0]]
-        p += 1
     return fp
 
 
@@ -151,18 +159,21 @@ cdef inline const uint8_t* _hash_until(const uint8_t* p, const uint8_t* stop, ui
     # Return the byte after which fp & mask == 0 (the chunk's last byte), or NULL with
     # fp_io advanced over [p, stop). fp_io is left stale on a hit: the caller resets it.
     cdef uint64_t fp = fp_io[0]
+    cdef uint64_t x
+    cdef uint64_t mask_ls = mask << 1  # necessary condition on the shifted hash
     cdef const uint64_t* g = GEAR
+    cdef const uint64_t* gl = GEAR_LS
     while stop - p >= 4:
-        fp = (fp << 1) + g[p[0]]
-        if (fp & mask) == 0:
+        x = (fp << 2) + gl[p[0]]
+        if (x & mask_ls) == 0 and (((fp << 1) + g[p[0]]) & mask) == 0:
             return p
-        fp = (fp << 1) + g[p[1]]
+        fp = x + g[p[1]]
         if (fp & mask) == 0:
             return p + 1
-        fp = (fp << 1) + g[p[2]]
-        if (fp & mask) == 0:
+        x = (fp << 2) + gl[p[2]]
+        if (x & mask_ls) == 0 and (((fp << 1) + g[p[2]]) & mask) == 0:
             return p + 2
-        fp = (fp << 1) + g[p[3]]
+        fp = x + g[p[3]]
         if (fp & mask) == 0:
             return p + 3
         p += 4

@@ -150,7 +150,8 @@ def test_default_rejects_one_hit_wonders_and_keeps_popular():
 
 
 def test_default_huge_object_must_beat_combined_frequency():
-    p = make_policy("default", 1000)
+    # The duel rule alone: no admission window (the climber would open one).
+    p = make_policy("default", 1000, window=0.0, adaptive=False)
     for _ in range(3):
         for k in range(100):
             p.request(k, 10)  # 100 pages of 10 bytes, each seen 3 times
@@ -179,7 +180,7 @@ def test_default_admits_huge_object_more_popular_than_its_victims_together():
 
 
 def test_default_small_newcomer_displaces_a_big_cold_object():
-    p = make_policy("default", 1000)
+    p = make_policy("default", 1000, window=0.0, adaptive=False)
     p.request("big", 900)
     p.request("big", 900)
     p.request("page", 200)  # seen once, but far more hits per byte than "big"
@@ -254,12 +255,16 @@ def test_default_bytes_trades_object_hits_for_byte_hits():
                 hit_bytes += sizes[k]
         return hits / len(keys), hit_bytes / sum(sizes[k] for k in keys)
 
-    objects = ratios(make_policy("default", cap))
-    byte_tuned = ratios(make_policy("default-bytes", cap))
     lru = ratios(make_policy("lru", cap))
+    adaptive_bytes = ratios(make_policy("default-bytes", cap))
+    assert adaptive_bytes[1] > lru[1] + 0.03
+    # The trade itself, without the climber moving the window under it.
+    fixed = {"window": 0.0, "adaptive": False}
+    objects = ratios(make_policy("default", cap, **fixed))
+    byte_tuned = ratios(make_policy("default-bytes", cap, **fixed))
     assert objects[0] > byte_tuned[0] and objects[0] > lru[0]
     assert byte_tuned[1] > objects[1] and byte_tuned[1] > lru[1]
-    half = ratios(make_policy("default", cap, size_exponent=0.5))
+    half = ratios(make_policy("default", cap, size_exponent=0.5, **fixed))
     assert byte_tuned[0] < half[0] < objects[0]
 
 

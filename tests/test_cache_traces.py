@@ -6,6 +6,7 @@ import itertools
 import math
 import random
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -450,3 +451,120 @@ def test_csv_roundtrip(tmp_path_factory, rows, delimiter):
     path.write_text("time,id,size\n".replace(",", delimiter) + body)
     got = list(read_csv_trace(path, delimiter=delimiter, skip_zero_size=False))
     assert got == [Request(k, s, float(t)) for k, s, t in rows]
+
+
+# ---------------------------------------------------------------------------
+# readers of real public trace formats (issue 20)
+
+from meshcore.cache._traces import (  # noqa: E402 - grouped with their tests
+    TRACE_FORMATS,
+    read_cache2k_trace,
+    read_tencent_photo_trace,
+    read_trace,
+    read_webcachesim_trace,
+)
+
+REAL_TRACES = Path(__file__).resolve().parent.parent / "bench" / "traces"
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz", ".xz", ".bz2"])
+def test_cache2k_reader_reads_big_endian_ids_through_any_compression(tmp_path, suffix):
+    import bz2
+    import gzip
+    import lzma
+
+    raw = np.array([0, 1, 2**32 - 1, 1], dtype=">u4").tobytes()
+    pack = {"": bytes, ".gz": gzip.compress, ".xz": lzma.compress, ".bz2": bz2.compress}[suffix]
+    path = tmp_path / f"t.trace{suffix}"
+    path.write_bytes(pack(raw))
+    reqs = list(read_cache2k_trace(path, size=7))
+    assert reqs == [
+        Request(0, 7, 0.0),
+        Request(1, 7, 1.0),
+        Request(2**32 - 1, 7, 2.0),
+        Request(1, 7, 3.0),
+    ]
+    assert list(read_trace(path, "cache2k")) == [
+        Request(k, 1, r.time) for k, r in zip([0, 1, 2**32 - 1, 1], reqs, strict=True)
+    ]
+
+
+def test_cache2k_reader_refuses_a_truncated_record(tmp_path):
+    path = tmp_path / "t.trace"
+    path.write_bytes(b"\x00\x00\x00\x01\x00\x00")
+    it = read_cache2k_trace(path)
+    assert next(it) == Request(1, 1, 0.0)
+    with pytest.raises(TraceFormatError, match=r"t.trace:2: truncated record"):
+        next(it)
+    with pytest.raises(ValueError, match="size"):
+        read_cache2k_trace(path, size=-1)
+
+
+def test_webcachesim_reader_keys_by_id_and_size(tmp_path):
+    path = tmp_path / "w.tr"
+    path.write_text("1 5 100\n\n2 5 100 7\n3 5 200\n")
+    reqs = list(read_webcachesim_trace(path))
+    assert [r.size for r in reqs] == [100, 100, 200]
+    assert [r.time for r in reqs] == [1.0, 2.0, 3.0]
+    assert reqs[0].key == reqs[1].key == (5 << 32) | 100
+    assert reqs[2].key != reqs[0].key  # one id, two sizes: two objects
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        ("1 5\n", 1, "expected time, id, size"),
+        ("1 5 10\nx 5 10\n", 2, "time 'x' is not a number"),
+        ("1 a 10\n", 1, "object id 'a' is not an integer"),
+        ("1 5 -3\n", 1, "object size -3 is negative"),
+        ("1 5 10\n\xff\n", 2, "not UTF-8"),
+    ],
+)
+def test_webcachesim_reader_names_file_and_line_of_a_bad_line(tmp_path, text, line, problem):
+    path = tmp_path / "w.tr"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(TraceFormatError) as info:
+        list(read_webcachesim_trace(path))
+    assert info.value.line == line and problem in info.value.problem
+    assert info.value.path == str(path)
+
+
+def test_tencent_reader_keys_photos_by_format_and_size_class(tmp_path):
+    path = tmp_path / "photos"
+    path.write_text(
+        "20160201164604 aa 5 m 12903 1 PHONE 1\n"
+        "20160201164606 aa 0 m 15000 0 PC 2\n"
+        "20160201164607 bb 3 a 100 0 PC 2\n"  # neither JPEG nor WebP: skipped
+        "20160201164610 aa 5 m 12903 1 PHONE 1\n"
+    )
+    reqs = list(read_tencent_photo_trace(path))
+    assert [r.key for r in reqs] == ["aa/5/m", "aa/0/m", "aa/5/m"]
+    assert [r.size for r in reqs] == [12903, 15000, 12903]
+    assert [r.time for r in reqs] == [0.0, 2.0, 6.0]
+    path.write_text("2016-02-01 aa 5 m 1\n")
+    with pytest.raises(TraceFormatError, match="timestamp '2016-02-01' is not YYYYMMDDhhmmss"):
+        list(read_tencent_photo_trace(path))
+    path.write_text("20160201164604 aa 5\n")
+    with pytest.raises(TraceFormatError, match=":1: expected at least 5 fields"):
+        list(read_tencent_photo_trace(path))
+
+
+def test_read_trace_refuses_an_unknown_format_naming_the_file(tmp_path):
+    path = tmp_path / "x.log"
+    path.write_text("1\n")
+    with pytest.raises(TraceFormatError) as info:
+        read_trace(path, "squid")
+    assert info.value.path == str(path) and info.value.line == 0
+    assert "unknown trace format 'squid'" in str(info.value)
+    assert "cache2k, csv, plain, tencent-photo, webcachesim" in str(info.value)
+    assert sorted(TRACE_FORMATS) == ["cache2k", "csv", "plain", "tencent-photo", "webcachesim"]
+    assert list(read_trace(path, "plain", obj_id_is_num=True)) == [Request(1, 1, 0.0)]
+
+
+@pytest.mark.parametrize(
+    ("name", "requests", "objects"), [("web07", 76_118, 20_484), ("web12", 95_607, 13_756)]
+)
+def test_committed_real_web_traces_read_whole(name, requests, objects):
+    reqs = list(read_trace(REAL_TRACES / f"cache2k-{name}.trace.xz", "cache2k"))
+    assert len(reqs) == requests
+    assert len({r.key for r in reqs}) == objects

@@ -43,7 +43,7 @@ DRIVERS = {
     "node/babeld.py",
     "node/daemon.py",
     "node/udp.py",
-    "node/transport.py",  # the HTTP transport
+    "node/transport.py",  # HTTP between routers (asyncio streams)
     "content/_cli.py",
     "content/_pipeline.py",  # hashing and writing threads
     "content/node.py",  # the content storage driver

@@ -10,9 +10,13 @@ capacity is never admitted. Every key that leaves the policy other than by
 :meth:`CachePolicy.remove` is reported to the optional ``on_evict`` callback,
 which is how :class:`meshcore.cache.ContentCache` frees chunks.
 
-``"default"`` is **size-aware TinyLFU** (:class:`SizeAwareTinyLFUPolicy`):
-TinyLFU admission (Einziger, Friedman, Manes, "TinyLFU: A Highly Efficient
-Cache Admission Policy", ACM ToS 2017) in front of a GreedyDual-Size-Frequency
+``"default"`` is **adaptive size-aware TinyLFU** (:class:`SizeAwareTinyLFUPolicy`,
+whose per-request work is the cache kernel
+:class:`meshcore.kernels.AdaptiveTinyLFU`): an admission window LRU whose share
+of the bytes adapts online by ARC's rule on two ghost lists (workloads change
+from recency to frequency and back), then TinyLFU admission
+(Einziger, Friedman, Manes, "TinyLFU: A Highly Efficient Cache Admission
+Policy", ACM ToS 2017) in front of a GreedyDual-Size-Frequency
 main area (Cherkasova, "Improving WWW Proxies Performance with
 Greedy-Dual-Size-Frequency Caching Policy", HP Labs 1998):
 
@@ -25,8 +29,8 @@ Greedy-Dual-Size-Frequency Caching Policy", HP Labs 1998):
   inflation value ``L`` to it, so objects that stopped being requested age
   out. Hits per byte is what object hit ratio rewards: a cold 700 MB video
   goes long before the popular 2 KB pages;
-* a new object (after an optional admission window LRU, ``window`` share of
-  the bytes, off by default) is admitted at once if it fits. Otherwise it
+* a new object enters the window LRU; the window's least recent object,
+  once the window exceeds its share, is admitted to main at once if it fits. Otherwise it
   duels: if its own priority ``L + f / size`` would be the lowest in the
   cache it is refused at once; else the lowest-priority residents are taken
   as victims until they free the ``need`` bytes, and it is admitted only if
@@ -38,6 +42,12 @@ Greedy-Dual-Size-Frequency Caching Policy", HP Labs 1998):
   scan of one-time objects never displaces anything popular. With equal
   sizes this is exactly TinyLFU's candidate-versus-victim duel (admit iff
   ``f > f_victim``) over an LFU-with-aging main area.
+* the window's share starts at 1 % and adapts as ARC's target does: a miss
+  on a key the window let go (refused, or pushed out of the window) grows it,
+  a miss on a key evicted from main shrinks it (ghost lists of keys only). A
+  recency-heavy workload opens it towards LRU, a frequency-heavy one closes
+  it to pure TinyLFU admission. ``weighting`` (``"objects"`` or ``"bytes"``,
+  the per-node setting) chooses the size exponent.
 
 ``"wtinylfu"`` is Caffeine's W-TinyLFU layout (window LRU 1 %, segmented LRU
 main with 80 % protected, the same sum-of-victims duel): kept for comparison
@@ -48,11 +58,11 @@ and for workloads with strong recency.
 
 from __future__ import annotations
 
-import heapq
 import operator
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 
+from ..kernels import AdaptiveTinyLFU
 from ._sketch import FrequencySketch
 
 __all__ = [
@@ -442,240 +452,90 @@ class WTinyLFUPolicy(CachePolicy):
 
 
 class SizeAwareTinyLFUPolicy(CachePolicy):
-    """The default: TinyLFU admission over a GreedyDual-Size-Frequency main area.
+    """The default: adaptive size-aware TinyLFU, run by the cache kernel.
 
-    ``window`` is the share of bytes of an optional admission-window LRU
-    (default 0: every new object duels at once), ``sketch_factor`` the sketch
-    columns per resident object (default 8), ``max_count`` the sketch's
-    counter cap (default 63), ``sketch_depth`` its rows (default 4), ``top_k``
-    the heavy hitters it reports, ``size_exponent`` β (default 1: an object's
-    value is ``f × size^(1−β)``; 1 aims at object hit ratio, 0 at byte hit
-    ratio), ``sample_factor`` the sketch's aging period in units of its width
-    (default 10). See the module docstring. Raises ValueError naming a bad
-    parameter.
+    The per-request work is :class:`meshcore.kernels.AdaptiveTinyLFU`
+    (compiled, or its pure twin): a window LRU whose share of the bytes
+    adapts online (ARC's rule on ghost lists), TinyLFU admission (a size-aware duel) and a
+    GreedyDual-Size-Frequency main area. Parameters (all optional):
+    ``weighting`` (``"objects"``, the default, or ``"bytes"``: the node
+    setting that says whether hits or uplink bytes matter), ``size_exponent``
+    (β, overrides ``weighting``), ``window`` (starting share, default 0.01),
+    ``adaptive`` (default True), ``max_window`` (default 0.8),
+    ``sketch_factor`` (8), ``sketch_depth`` (4), ``max_count`` (63), ``top_k``
+    (32), ``sample_factor`` (10). See docs/cache.md. Raises ValueError naming
+    a bad parameter.
     """
 
     name = "default"
 
     def __init__(
-        self,
-        capacity_bytes: int,
-        *,
-        window: float = 0.0,
-        sketch_factor: int = 8,
-        sketch_depth: int = 4,
-        max_count: int = 63,
-        top_k: int = 32,
-        size_exponent: float = 1.0,
-        sample_factor: int = 10,
-        on_evict: EvictCallback | None = None,
+        self, capacity_bytes: int, *, on_evict: EvictCallback | None = None, **params: object
     ) -> None:
-        super().__init__(capacity_bytes, on_evict=on_evict)
-        _check_share("window", window, closed=False)
-        _check_count("sketch_factor", sketch_factor)
-        _check_share("size_exponent", size_exponent, closed=True, what="a number")
-        # Value of an object = f × size^(1 − size_exponent); priority = L + value / size.
-        self._unit_exp = size_exponent == 1.0
-        self._size_weight = 1.0 - float(size_exponent)
-        self._window_share = float(window)
-        self._window_cap = int(capacity_bytes * self._window_share)
-        self._window: OrderedDict[Hashable, int] = OrderedDict()
-        self._window_bytes = 0
-        # Main: key -> generation of its live heap entry; stale entries are
-        # skipped when popped and swept when they outnumber live ones.
-        self._main: dict[Hashable, int] = {}
-        self._heap: list[tuple[float, int, Hashable]] = []
-        # Estimate of each main object at its last access: what a duel weighs.
-        self._freq: dict[Hashable, int] = {}
-        self._gen = 0
-        #: GreedyDual inflation value L: priority of the last evicted object.
-        self.clock = 0.0
-        _check_count("sample_factor", sample_factor)
-        self._sketch_args = (sketch_factor, sketch_depth, max_count, top_k, sample_factor)
-        self._sketch_items = 64
-        self.sketch: FrequencySketch = None  # type: ignore[assignment]
-        self._grow_sketch()
-        #: Candidates refused by the frequency duel.
-        self.rejections = 0
+        self._on_evict = on_evict
+        self._core = AdaptiveTinyLFU(capacity_bytes, on_evict=on_evict, **params)  # type: ignore[arg-type]
+        # The kernel's bound methods, not wrappers: one call per request.
+        self.request = self._core.request  # type: ignore[method-assign]
+        self.remove = self._core.remove  # type: ignore[method-assign]
+        self.resize = self._core.resize  # type: ignore[method-assign]
+        self.size_of = self._core.size_of  # type: ignore[method-assign]
 
-    def _grow_sketch(self) -> None:
-        # Caffeine sizes its sketch to the cache's entry count; here the count
-        # is learnt as the cache fills (objects have very different sizes).
-        while self._sketch_items < len(self._sizes):
-            self._sketch_items *= 2
-        factor, depth, max_count, top_k, sample = self._sketch_args
-        width = self._sketch_items * factor
-        if self.sketch is None:
-            self.sketch = FrequencySketch(
-                width, depth=depth, top_k=top_k, max_count=max_count, sample_size=sample * width
-            )
-        else:
-            self.sketch.grow(width, sample_size=sample * width)
+    @property
+    def capacity_bytes(self) -> int:
+        """The byte budget; ``used_bytes`` never exceeds it after a call returns."""
+        return self._core.capacity_bytes
 
-    def _push(self, key: Hashable, size: int, freq: int) -> None:
-        self._gen += 1
-        self._main[key] = self._gen
-        value = freq if self._unit_exp else freq * (size or 1) ** self._size_weight
-        self._freq[key] = value
-        heapq.heappush(self._heap, (self.clock + value / (size or 1), self._gen, key))
-        if len(self._heap) > 2 * len(self._main) + 64:
-            main = self._main
-            self._heap = [e for e in self._heap if main.get(e[2]) == e[1]]
-            heapq.heapify(self._heap)
+    @property
+    def used_bytes(self) -> int:
+        """Bytes of all resident objects."""
+        return self._core.used_bytes
 
-    def request(self, key: Hashable, size: int) -> bool:
-        """One access; see the module docstring for the admission rule.
+    @property
+    def evictions(self) -> int:  # type: ignore[override]
+        """Objects evicted or refused admission."""
+        return self._core.evictions
 
-        Raises ValueError for a negative or non-integer size, TypeError for a
-        key that is not int, str or bytes.
-        """
-        if type(size) is not int:
-            size = _coerce_size(size)
-        if size < 0:
-            raise _bad_size(size)
-        freq = self.sketch.increment(key)
-        old = self._sizes.get(key)
-        if old is not None:
-            if old == size:
-                if key in self._main:
-                    self._push(key, size, freq)
-                else:
-                    self._window.move_to_end(key)
-                return True
-            self.remove(key)
-        if size > self._capacity:
-            return False
-        self._sizes[key] = size
-        self._used += size
-        if len(self._sizes) > self._sketch_items:
-            self._grow_sketch()
-        self._window[key] = size
-        self._window_bytes += size
-        window = self._window
-        while self._window_bytes > self._window_cap and window:
-            cand, csize = window.popitem(last=False)
-            self._window_bytes -= csize
-            self._used -= csize
-            # Without a window the candidate is the key just counted.
-            cfreq = freq if cand is key else self.sketch.estimate(cand)
-            if self._used + csize <= self._capacity:
-                self._used += csize
-                self._push(cand, csize, cfreq)
-            else:
-                self._duel(cand, csize, cfreq)
-        if self._used > self._capacity:
-            self._evict_until(self._capacity)
-        return False
+    @property
+    def rejections(self) -> int:
+        """Candidates refused by the frequency duel."""
+        return self._core.rejections
 
-    def _pop_min(self) -> tuple[float, int, Hashable] | None:
-        heap = self._heap
-        main = self._main
-        while heap:
-            entry = heapq.heappop(heap)
-            if main.get(entry[2]) == entry[1]:
-                return entry
-        return None
+    @property
+    def clock(self) -> float:
+        """GreedyDual inflation value L."""
+        return self._core.clock
 
-    def _duel(self, cand: Hashable, csize: int, cfreq: int | None = None) -> None:
-        """Admit ``cand`` only if it brings more hits than its victims take away."""
-        need = self._used + csize - self._capacity
-        if cfreq is None:
-            cfreq = self.sketch.estimate(cand)
-        cvalue = cfreq if self._unit_exp else cfreq * (csize or 1) ** self._size_weight
-        popped: list[tuple[float, int, Hashable]] = []
-        freed = 0
-        total = 0
-        sizes = self._sizes
-        freqs = self._freq
-        heap = self._heap
-        main = self._main
-        while heap and main.get(heap[0][2]) != heap[0][1]:
-            heapq.heappop(heap)  # stale entry
-        if heap and self.clock + cvalue / (csize or 1) <= heap[0][0]:
-            # It would be the lowest-priority object itself: refuse it
-            # without unstacking the victims.
-            need = -1
-        while 0 <= freed < need:
-            entry = self._pop_min()
-            if entry is None:
-                break
-            popped.append(entry)
-            freed += sizes[entry[2]]
-            total += freqs[entry[2]]
-        if need >= 0 and freed >= need and cvalue * freed > total * need:
-            for prio, _, k in popped:
-                del self._main[k]
-                del self._freq[k]
-                self._used -= sizes.pop(k)
-                if prio > self.clock:
-                    self.clock = prio
-                self._evicted(k)
-            self._used += csize
-            self._push(cand, csize, cfreq)
-            return
-        for entry in popped:
-            heapq.heappush(self._heap, entry)
-        del sizes[cand]
-        self.rejections += 1
-        self._evicted(cand)
+    @property
+    def window_share(self) -> float:
+        """The admission window's current share of the bytes (adapted online)."""
+        return self._core.window_share
 
-    def _evict_until(self, limit: int) -> None:
-        while self._used > limit:
-            entry = self._pop_min()
-            if entry is None:
-                break
-            prio, _, k = entry
-            del self._main[k]
-            del self._freq[k]
-            self._used -= self._sizes.pop(k)
-            if prio > self.clock:
-                self.clock = prio
-            self._evicted(k)
-        window = self._window
-        while self._used > limit and window:
-            k, s = window.popitem(last=False)
-            self._window_bytes -= s
-            self._used -= s
-            del self._sizes[k]
-            self._evicted(k)
+    @property
+    def sketch(self) -> FrequencySketch:
+        """The popularity sketch (``top()`` gives the node's hottest content)."""
+        return self._core.sketch
 
-    def remove(self, key: Hashable) -> bool:
-        """Drop ``key`` silently; True if it was resident."""
-        size = self._sizes.pop(key, None)
-        if size is None:
-            return False
-        self._used -= size
-        if self._main.pop(key, None) is None:
-            del self._window[key]
-            self._window_bytes -= size
-            return True
-        del self._freq[key]
-        return True
+    def __contains__(self, key: object) -> bool:
+        return key in self._core
 
-    def resize(self, capacity_bytes: int) -> None:
-        """Change the budget; evicts lowest-priority objects first, then the window."""
-        self._capacity = _check_capacity(capacity_bytes)
-        self._window_cap = int(capacity_bytes * self._window_share)
-        self._evict_until(self._capacity)
-        while self._window_bytes > self._window_cap and self._window:
-            k, s = self._window.popitem(last=False)
-            self._window_bytes -= s
-            self._push(k, s, self.sketch.estimate(k))
+    def __len__(self) -> int:
+        return len(self._core)
+
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(self._core)
 
 
 class ByteHitTinyLFUPolicy(SizeAwareTinyLFUPolicy):
-    """``"default-bytes"``: the default policy tuned for byte hit ratio.
+    """``"default-bytes"``: the default policy with ``weighting="bytes"``.
 
-    Same algorithm with ``size_exponent=0``: an object's value is
-    ``f × size`` (bytes of hits), its priority ``L + f``, so large popular
-    objects are kept: what saves the most uplink bytes, at the cost of
-    object hit ratio.
+    An object's value is ``f × size`` (bytes of hits), its priority ``L + f``:
+    what saves the most uplink bytes, at the cost of object hit ratio.
     """
 
     name = "default-bytes"
 
     def __init__(self, capacity_bytes: int, **params: object) -> None:
-        params.setdefault("size_exponent", 0.0)
+        params.setdefault("weighting", "bytes")
         super().__init__(capacity_bytes, **params)  # type: ignore[arg-type]
 
 

@@ -38,13 +38,24 @@ The readers stream libCacheSim's text formats (https://github.com/1a1a11a/libCac
 ``traceReader``): CSV with configurable columns (1-based, like libCacheSim's
 ``time-col=``, ``obj-id-col=``, ``obj-size-col=`` options, or header names),
 ``has-header`` and ``delimiter``; and the plain-text trace of one object id per
-line. A malformed line raises :class:`~meshcore.errors.TraceFormatError` naming
-the file and the 1-based line number; negative sizes are malformed.
+line. Three more readers take the formats real public traces come in
+(docs/cache_harness.md names the traces): cache2k's binary traces (one
+big-endian 32-bit id per request), webcachesim/AdaptSize text traces
+(``time id size``) and the Tencent Photo CDN log. Every reader opens
+``.gz``, ``.xz`` and ``.bz2`` files transparently; :func:`read_trace` picks a
+reader by format name. A malformed line raises
+:class:`~meshcore.errors.TraceFormatError` naming the file and the 1-based line
+number; negative sizes are malformed; an unknown format name raises it with
+line 0 (the file as a whole).
 """
 
 from __future__ import annotations
 
+import bz2
 import csv
+import datetime
+import gzip
+import lzma
 import math
 import os
 import random
@@ -56,6 +67,7 @@ import numpy as np
 from ..errors import TraceFormatError
 
 __all__ = [
+    "TRACE_FORMATS",
     "Request",
     "TraceBlock",
     "ZipfSampler",
@@ -64,8 +76,12 @@ __all__ = [
     "lognormal_blocks",
     "lognormal_sizes",
     "lognormal_trace",
+    "read_cache2k_trace",
     "read_csv_trace",
     "read_plain_trace",
+    "read_tencent_photo_trace",
+    "read_trace",
+    "read_webcachesim_trace",
     "requests_from_blocks",
     "scan_blocks",
     "scan_trace",
@@ -437,6 +453,15 @@ def daily_trace(rng, n_objects: int, n_requests: int, alpha: float, **options) -
 # libCacheSim trace readers
 
 
+_OPENERS = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
+
+
+def _open_binary(path: str):
+    """``path`` opened for binary reading, decompressed by its suffix (.gz, .xz, .bz2)."""
+    opener = _OPENERS.get(os.path.splitext(path)[1].lower(), open)
+    return opener(path, "rb")
+
+
 def _decoded_lines(path: str, fh, counter: list[int]) -> Iterator[str]:
     for raw in fh:
         counter[0] += 1
@@ -548,7 +573,7 @@ def _read_csv(
     path, id_col, size_col, time_col, has_header, delimiter, numeric, default_size, skip_zero
 ):
     counter = [0]
-    with open(path, "rb") as fh:
+    with _open_binary(path) as fh:
         reader = csv.reader(_decoded_lines(path, fh, counter), delimiter=delimiter, strict=True)
         header = None
         if has_header:
@@ -607,7 +632,7 @@ def read_plain_trace(
 def _read_plain(path, size, numeric):
     counter = [0]
     index = 0
-    with open(path, "rb") as fh:
+    with _open_binary(path) as fh:
         for text in _decoded_lines(path, fh, counter):
             text = text.strip()
             if not text:
@@ -616,3 +641,136 @@ def _read_plain(path, size, numeric):
                 raise TraceFormatError(path, counter[0], f"expected one object id, got {text!r}")
             yield Request(_parse_key(path, counter[0], text, numeric), size, float(index))
             index += 1
+
+
+def read_cache2k_trace(path: str | os.PathLike, *, size: int = 1) -> Iterator[Request]:
+    """Stream a cache2k binary trace: one big-endian unsigned 32-bit object id per request.
+
+    The format of the traces published with cache2k-benchmark (``web07``,
+    ``web12``, ``orm-busy``, ...). Every request has ``size`` bytes and time
+    equal to its 0-based index. Raises ValueError for a bad ``size``, and
+    :class:`~meshcore.errors.TraceFormatError` while iterating when the file
+    ends inside a record (the "line" is the 1-based record number).
+    """
+    path = os.fspath(path)
+    size = _check_int("size", size, 0)
+    return _read_cache2k(path, size)
+
+
+def _read_cache2k(path, size):
+    index = 0
+    with _open_binary(path) as fh:
+        while True:
+            block = fh.read(1 << 16)
+            if not block:
+                return
+            truncated = False
+            while len(block) % 4 and not truncated:
+                more = fh.read(4 - len(block) % 4)
+                truncated = not more
+                block += more
+            whole = len(block) - len(block) % 4
+            for key in np.frombuffer(block[:whole], dtype=">u4").tolist():
+                yield Request(key, size, float(index))
+                index += 1
+            if truncated:
+                raise TraceFormatError(path, index + 1, "truncated record (expected 4 bytes)")
+
+
+def read_webcachesim_trace(path: str | os.PathLike) -> Iterator[Request]:
+    """Stream a webcachesim/AdaptSize text trace: ``time id size [extra ...]`` per line.
+
+    Fields are separated by blanks; ``id`` and ``size`` are integers, ``time``
+    a number. The key is the int ``id * 2**32 + size``: webcachesim treats one
+    id seen with two sizes as two objects, and so does this reader. Blank lines are
+    skipped. Raises :class:`~meshcore.errors.TraceFormatError` while iterating
+    over a malformed line.
+    """
+    return _read_webcachesim(os.fspath(path))
+
+
+def _blank_separated(path: str, need: int, what: str) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, fields)`` of every non-blank line, with at least ``need`` fields."""
+    counter = [0]
+    with _open_binary(path) as fh:
+        for text in _decoded_lines(path, fh, counter):
+            fields = text.split()
+            if not fields:
+                continue
+            if len(fields) < need:
+                raise TraceFormatError(
+                    path, counter[0], f"expected {what}, got {len(fields)} field(s)"
+                )
+            yield counter[0], fields
+
+
+def _read_webcachesim(path):
+    for line, fields in _blank_separated(path, 3, "time, id, size"):
+        t = _parse_time(path, line, fields[0])
+        key = _parse_key(path, line, fields[1], True)
+        size = _parse_size(path, line, fields[2])
+        # One int per (id, size) pair: exact as a dict key, hashed mod 2**64.
+        yield Request((key << 32) | size, size, t)
+
+
+#: Image formats the Tencent Photo CDN log names (the cache stores both).
+_TENCENT_FORMATS = frozenset({"0", "5"})
+
+
+def read_tencent_photo_trace(path: str | os.PathLike) -> Iterator[Request]:
+    """Stream the Tencent Photo CDN log (Zhou et al., ICS 2018; SNIA IOTTA).
+
+    Each line is ``timestamp photo_id format size_class bytes ...`` separated by
+    blanks; the timestamp reads ``YYYYMMDDhhmmss`` (UTC) and is returned as
+    seconds since the trace's first request. A stored object is one photo in
+    one format and one size class, so the key is ``"photo_id/format/size_class"``
+    and the size the returned bytes. Lines of other formats than JPEG (0) and
+    WebP (5) are skipped, as the photo cache does not hold them. Raises
+    :class:`~meshcore.errors.TraceFormatError` while iterating over a malformed line.
+    """
+    return _read_tencent(os.fspath(path))
+
+
+def _tencent_seconds(path: str, line: int, text: str) -> float:
+    try:
+        stamp = datetime.datetime.strptime(text, "%Y%m%d%H%M%S")
+    except ValueError:
+        raise TraceFormatError(path, line, f"timestamp {text!r} is not YYYYMMDDhhmmss") from None
+    return stamp.replace(tzinfo=datetime.UTC).timestamp()
+
+
+def _read_tencent(path):
+    start = None
+    for line, fields in _blank_separated(path, 5, "at least 5 fields"):
+        t = _tencent_seconds(path, line, fields[0])
+        if start is None:
+            start = t
+        if fields[2] not in _TENCENT_FORMATS:
+            continue
+        size = _parse_size(path, line, fields[4])
+        yield Request(f"{fields[1]}/{fields[2]}/{fields[3]}", size, t - start)
+
+
+#: Format name -> reader, for :func:`read_trace`.
+TRACE_FORMATS = {
+    "cache2k": read_cache2k_trace,
+    "csv": read_csv_trace,
+    "plain": read_plain_trace,
+    "tencent-photo": read_tencent_photo_trace,
+    "webcachesim": read_webcachesim_trace,
+}
+
+
+def read_trace(path: str | os.PathLike, format: str, **options) -> Iterator[Request]:
+    """Stream the trace at ``path`` with the reader named ``format`` (see ``TRACE_FORMATS``).
+
+    ``options`` go to that reader. An unknown ``format`` raises
+    :class:`~meshcore.errors.TraceFormatError` with line 0 (the file as a
+    whole) and the known names; the reader's own errors otherwise.
+    """
+    path = os.fspath(path)
+    reader = TRACE_FORMATS.get(format) if isinstance(format, str) else None
+    if reader is None:
+        known = ", ".join(sorted(TRACE_FORMATS))
+        raise TraceFormatError(path, 0, f"unknown trace format {format!r}; known formats: {known}")
+    return reader(path, **options)

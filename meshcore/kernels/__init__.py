@@ -1,4 +1,4 @@
-"""The four hot paths of meshcore, compiled or pure, behind one import.
+"""The five hot paths of meshcore, compiled or pure, behind one import.
 
 This is the one place that chooses a backend. Everything else imports from
 here, never from ``_*_c`` or ``_*_py`` directly.
@@ -8,7 +8,7 @@ here, never from ``_*_c`` or ``_*_py`` directly.
   build without a compiler, or ``MESHCORE_PURE=1`` in the environment).
 * The twins are the executable specification: same names, same signatures,
   same exceptions and byte-identical results. The compiled modules are loaded
-  all four or none, so a partial build never mixes backends.
+  all five or none, so a partial build never mixes backends.
 
 See ``docs/kernels.md`` for the algorithms, bit layouts and wire formats.
 """
@@ -28,17 +28,20 @@ __all__ = [
     "BACKGROUND",
     "INTERACTIVE",
     "ON_DEMAND",
+    "AdaptiveTinyLFU",
     "BloomFilter",
     "Chunk",
     "Chunker",
     "CostGraph",
     "DRRScheduler",
+    "FrequencySketch",
     "RouteTable",
     "ShortestPaths",
     "all_pairs_costs",
     "blake2b_256",
     "chunk_fingerprints",
     "cut_points",
+    "key_hash",
     "shortest_paths",
 ]
 
@@ -49,6 +52,7 @@ def _pure_requested() -> bool:
 
 if TYPE_CHECKING or _pure_requested() or sys.implementation.name != "cpython":
     from ._bloom_py import BloomFilter
+    from ._cache_py import AdaptiveTinyLFU, FrequencySketch, key_hash
     from ._chunker_py import Chunker, chunk_fingerprints, cut_points
     from ._drr_py import DRRScheduler
     from ._routes_py import RouteTable, all_pairs_costs, shortest_paths
@@ -57,6 +61,7 @@ if TYPE_CHECKING or _pure_requested() or sys.implementation.name != "cpython":
 else:
     try:
         from ._bloom_c import BloomFilter
+        from ._cache_c import AdaptiveTinyLFU, FrequencySketch, key_hash
         from ._chunker_c import Chunker, chunk_fingerprints, cut_points
         from ._drr_c import DRRScheduler
         from ._routes_c import RouteTable, all_pairs_costs, shortest_paths
@@ -64,6 +69,7 @@ else:
         BACKEND = "compiled"
     except ImportError:
         from ._bloom_py import BloomFilter
+        from ._cache_py import AdaptiveTinyLFU, FrequencySketch, key_hash
         from ._chunker_py import Chunker, chunk_fingerprints, cut_points
         from ._drr_py import DRRScheduler
         from ._routes_py import RouteTable, all_pairs_costs, shortest_paths

@@ -23,8 +23,14 @@ compiler and as the oracle of the differential tests.
 from __future__ import annotations
 
 from array import array
+from typing import TYPE_CHECKING
 
 import xxhash
+
+if TYPE_CHECKING:  # annotations only: the streaming twin runs without numpy
+    from collections.abc import Buffer
+
+    import numpy as np
 
 from ._chunking import (
     GEAR,
@@ -114,13 +120,13 @@ class Chunker:
 
     def __init__(
         self,
-        min_size=4096,
-        avg_size=16384,
-        max_size=65536,
+        min_size: int = 4096,
+        avg_size: int = 16384,
+        max_size: int = 65536,
         *,
-        normalization=2,
-        fingerprints=True,
-    ):
+        normalization: int = 2,
+        fingerprints: bool = True,
+    ) -> None:
         self._params = chunk_params(min_size, avg_size, max_size, normalization)
         self._fingerprints = check_fingerprints(fingerprints)
         self._buf = bytearray()  # the incomplete chunk, all of it already scanned
@@ -162,7 +168,7 @@ class Chunker:
         out.append(Chunk(self._offset, len(data), fingerprint, data))
         self._offset += len(data)
 
-    def feed(self, data) -> list[Chunk]:
+    def feed(self, data: Buffer) -> list[Chunk]:
         """Add the next piece of the stream; return the chunks it completed, in order.
 
         ``data`` is any C-contiguous buffer (TypeError naming ``data`` otherwise).
@@ -221,7 +227,14 @@ def _ends(params: ChunkParams, view: memoryview):
         yield pos
 
 
-def cut_points(data, min_size=4096, avg_size=16384, max_size=65536, *, normalization=2):
+def cut_points(
+    data: Buffer,
+    min_size: int = 4096,
+    avg_size: int = 16384,
+    max_size: int = 65536,
+    *,
+    normalization: int = 2,
+) -> np.ndarray:
     """Chunk END offsets of one whole buffer, as a numpy int64 array.
 
     Exactly the boundaries of ``feed(data)`` + ``finish()``: the last element
@@ -235,7 +248,14 @@ def cut_points(data, min_size=4096, avg_size=16384, max_size=65536, *, normaliza
     return numpy.array(ends, dtype=numpy.int64)
 
 
-def chunk_fingerprints(data, min_size=4096, avg_size=16384, max_size=65536, *, normalization=2):
+def chunk_fingerprints(
+    data: Buffer,
+    min_size: int = 4096,
+    avg_size: int = 16384,
+    max_size: int = 65536,
+    *,
+    normalization: int = 2,
+) -> tuple[np.ndarray, np.ndarray]:
     """Chunk ends and xxh3-128 fingerprints of one whole buffer, without copying chunks.
 
     Returns ``(ends, fingerprints)``: ``ends`` is what :func:`cut_points`
