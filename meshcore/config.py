@@ -32,6 +32,7 @@ node running with default fairness.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import tomllib
@@ -50,6 +51,7 @@ __all__ = [
     "MAX_RATE",
     "Config",
     "Section",
+    "did_you_mean",
     "load_config",
     "parse_bytes",
     "parse_config",
@@ -65,7 +67,7 @@ _MISSING: Any = object()
 #: ``fairness check /dev/zero`` from filling a router's RAM.
 MAX_CONFIG_BYTES = 1 << 20
 #: The tables a node config may have at its top level (one per area).
-KNOWN_SECTIONS = ("node", "net", "content", "fairness", "analytics")
+KNOWN_SECTIONS = ("node", "net", "cache", "content", "fairness", "analytics")
 #: Where a node keeps its state when the config names no folder (FHS: /var/lib).
 DEFAULT_STATE_DIR = "/var/lib/meshcore"
 #: Ceilings of every size, rate and duration (a caller may set a lower ``max``).
@@ -392,11 +394,17 @@ class Section:
         return [Section(self.path, f"{self._key(name)}[{i}]", v) for i, v in enumerate(value)]
 
     def check_known(self, known: Iterable[str]) -> None:
-        """Refuse keys this section does not define: a typo must not be silently ignored."""
+        """Refuse keys this section does not define: a typo must not be silently ignored.
+
+        The error names the file, the table and the key, and the closest known
+        key when there is one (``did you mean 'budget'?``).
+        """
         allowed = set(known)
         for key in self.data:
             if key not in allowed:
-                raise self.error(key, f"unknown key (known keys: {', '.join(sorted(allowed))})")
+                where = f"[{self.prefix}]" if self.prefix else "the top level"
+                raise self.error(key, f"unknown key {key!r} in {where}{did_you_mean(key, allowed)} "
+                                      f"(known keys: {', '.join(sorted(allowed))})")
 
     def _check_range(self, key: str, value: float, lo: float | None, hi: float | None) -> None:
         if lo is not None and value < lo:
@@ -421,8 +429,14 @@ class Config(Section):
                 raise self.error(key, "unknown top-level key: every setting belongs in a table "
                                       f"({', '.join(f'[{k}]' for k in allowed)})")
             if key not in allowed:
-                raise self.error(key, f"unknown table [{key}] (known tables: "
-                                      f"{', '.join(f'[{k}]' for k in allowed)})")
+                raise self.error(key, f"unknown table [{key}]{did_you_mean(key, allowed, '[{}]')} "
+                                      f"(known tables: {', '.join(f'[{k}]' for k in allowed)})")
+
+
+def did_you_mean(word: str, choices: Iterable[str], form: str = "{!r}") -> str:
+    """``"; did you mean 'budget'?"`` for the choice closest to a misspelt ``word``, else ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {form.format(close[0])}?" if close else ""
 
 
 def parse_config(text: str, path: str = "<config>", *,

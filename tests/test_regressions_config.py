@@ -135,3 +135,80 @@ def test_duration_option_refuses_nan_and_infinities(tmp_path, capsys, value):
         main(["node", "run", "--config", str(path), "--duration", value])
     assert info.value.code == 2
     assert "--duration" in capsys.readouterr().err
+
+
+# -- 10. an unknown key in any table names file, table and key, with the closest one ----------
+
+EVERY_TABLE = """\
+[node]
+id = "n1"
+state_dir = "state"
+[net]
+community_key = "hex:00112233445566778899aabbccddeeff"
+multicast = false
+[net.babeld]
+address = "33123"
+[cache]
+policy = "default"
+[content]
+state_dir = "state"
+budget = "10 MiB"
+[content.principals.ana]
+role = "member"
+[fairness]
+default_class = "member"
+[fairness.classes.member]
+weight = 1
+[fairness.congestion]
+[analytics]
+salt = "a long random per-community secret"
+"""
+
+
+def _with_line(table: str, line: str) -> str:
+    head = f"[{table}]\n"
+    assert head in EVERY_TABLE
+    return EVERY_TABLE.replace(head, head + line + "\n", 1)
+
+
+@pytest.mark.parametrize(("table", "typo", "meant", "command"), [
+    ("node", "stat_dir", "state_dir", None),
+    ("net", "beacon_intervall", "beacon_interval", None),
+    ("net.babeld", "adress", "address", None),
+    ("cache", "polcy", "policy", None),
+    ("content", "bugdet", "budget", ["content", "list", "--config"]),
+    ("content.principals.ana", "rol", "role", ["content", "list", "--config"]),
+    ("fairness", "quantm", "quantum", ["fairness", "check"]),
+    ("fairness.classes.member", "weigth", "weight", ["fairness", "check"]),
+    ("fairness.congestion", "delay_targt", "delay_target", ["fairness", "check"]),
+    ("analytics", "k_anonimity", "k_anonymity",
+     ["analytics", "report", "--from", "0", "--to", "60", "--out", "-", "--config"]),
+])
+def test_an_unknown_key_in_every_table_is_refused_with_the_closest_key(
+        tmp_path, capsys, table, typo, meant, command):
+    path = tmp_path / "node.toml"
+    path.write_text(_with_line(table, f"{typo} = 1"))
+    expected = (f"node.toml: {table}.{typo}: unknown key {typo!r} in [{table}]; "
+                f"did you mean {meant!r}?")
+    # The daemon reads every table; the area's own command reads its table.
+    assert main(["node", "run", "--config", str(path), "--duration", "0.2"]) == 1
+    assert expected in _one_line_error(capsys)
+    if command is not None:
+        assert main([*command, str(path)]) == 1
+        assert expected in _one_line_error(capsys)
+
+
+def test_an_unknown_key_far_from_every_known_one_gets_no_guess(tmp_path, capsys):
+    path = tmp_path / "node.toml"
+    path.write_text(_with_line("cache", "zzzz = 1"))
+    assert main(["node", "run", "--config", str(path), "--duration", "0.2"]) == 1
+    line = _one_line_error(capsys)
+    assert "cache.zzzz: unknown key 'zzzz' in [cache] (known keys: policy)" in line
+    assert "did you mean" not in line
+
+
+def test_a_misspelt_table_gets_the_closest_table(tmp_path, capsys):
+    path = tmp_path / "node.toml"
+    path.write_text(EVERY_TABLE.replace("[analytics]", "[analytic]"))
+    assert main(["fairness", "check", str(path)]) == 1
+    assert "unknown table [analytic]; did you mean [analytics]?" in _one_line_error(capsys)
