@@ -105,6 +105,44 @@ def test_two_daemons_in_one_process_cannot_share_a_state_folder(tmp_path):
     asyncio.run(main())
 
 
+def test_a_second_node_on_the_same_port_exits_1_port_in_use(tmp_path):
+    # Before: SO_REUSEADDR let both bind 127.0.0.1:port; the second took the
+    # first one's unicast traffic and both exited 0.
+    port = _free_udp_port()
+    first = _spawn(_config(tmp_path, port=port, state=tmp_path / "a"), "--duration", "30")
+    try:
+        _wait_for(lambda: (tmp_path / "a" / "status.json").exists())
+        other = tmp_path / "other"
+        other.mkdir()
+        second = _spawn(_config(other, port=port, state=tmp_path / "b"), "--duration", "5")
+        _out, err = second.communicate(timeout=30)
+        assert second.returncode == 1, err
+        assert err.strip() == f"meshcore: cannot open UDP port {port}: Address already in use"
+        assert first.poll() is None
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    assert first.returncode == 0
+
+
+def test_the_port_check_still_lets_one_node_bind_beside_its_multicast_group():
+    async def main():
+        port = _free_udp_port()
+        core = Discovery(DiscoverySettings(community_key=b"community-key-16", port=port,
+                                           interfaces=("lo",)),
+                         node_id="00000000000000aa", service_port=0, rng=random.Random(1),
+                         now=asyncio.get_running_loop().time())
+        driver = UdpDriver(core, bind_host="0.0.0.0")
+        await driver.start()
+        try:
+            assert driver.address == ("0.0.0.0", port)
+            assert driver._mcast is not None  # group:port bound beside 0.0.0.0:port
+        finally:
+            driver.close()
+
+    asyncio.run(main())
+
+
 # -- SIGHUP: a clean stop with a last status ------------------------------------------------
 
 

@@ -263,6 +263,7 @@ class UdpDriver:
     # -- sockets -----------------------------------------------------------------
 
     def _open_unicast(self) -> socket.socket:
+        self._check_port_free()
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
@@ -280,6 +281,21 @@ class UdpDriver:
             sock.close()
             raise
         return sock
+
+    def _check_port_free(self) -> None:
+        # The unicast socket needs SO_REUSEADDR to coexist with our own
+        # multicast socket on group:port, but on Linux that option also lets
+        # a second node bind the same address and port (it then takes the
+        # first one's unicast replies, silently). A bind without the option
+        # fails with EADDRINUSE while any other socket holds the port on an
+        # overlapping address, so try one first and let its OSError out.
+        if self.port == 0:
+            return
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.bind((self.bind_host, self.port))
+        finally:
+            probe.close()
 
     def _open_multicast(self) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

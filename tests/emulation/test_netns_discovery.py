@@ -72,6 +72,7 @@ def _config(lab: Lab, name: str, *, interfaces: list[str], babeld: bool) -> Path
     lines = [
         "[node]",
         f'id = "{name}"',
+        f'state_dir = "{lab.workdir / (name + ".state")}"',  # one node per state folder
         f'status_file = "{lab.workdir / (name + ".json")}"',
         'status_interval = "0.5s"',
         "",
