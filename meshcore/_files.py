@@ -23,7 +23,7 @@ import fcntl
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -123,8 +123,15 @@ def output_file(path: str | Path, *, durable: bool = True) -> Iterator[BinaryIO]
         yield f
 
 
-def write_output(path: str | Path, data: str | bytes, *, durable: bool = True) -> None:
-    """Write ``data`` (str as UTF-8) to ``path`` with :func:`output_file`'s rules."""
-    payload = data.encode("utf-8") if isinstance(data, str) else data
+def write_output(path: str | Path, data: str | bytes | Iterable[str | bytes], *,
+                 durable: bool = True) -> None:
+    """Write ``data`` (str as UTF-8) to ``path`` with :func:`output_file`'s rules.
+
+    ``data`` may be an iterable of pieces, written as they come (a large
+    export never has to exist as one string); an error while producing them
+    leaves the target as it was, as any other error does.
+    """
+    pieces = [data] if isinstance(data, str | bytes) else data
     with output_file(path, durable=durable) as f:
-        f.write(payload)
+        for piece in pieces:
+            f.write(piece.encode("utf-8") if isinstance(piece, str) else piece)

@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from meshcore._files import write_output
@@ -110,13 +111,16 @@ def _import(args: argparse.Namespace) -> int:
                 raise _UsageError(f"--self: node {self_id!r} is not in the topology")
             topo.rename_node(placeholder, self_id)
         topo.router_id = self_id
-    from meshcore.net.netjson import dumps
+    from meshcore.net.netjson import iter_dumps
 
-    text = dumps(topo, self_id=self_id, include_broken=not args.exclude_broken)
+    # Written one record at a time: the whole document as dicts and text
+    # would take more memory than the graph itself.
+    pieces = iter_dumps(topo, self_id=self_id, include_broken=not args.exclude_broken)
     if args.output is None or args.output == "-":
-        sys.stdout.write(text)
+        for piece in pieces:
+            sys.stdout.write(piece)
     else:
-        _write_atomic(args.output, text)
+        _write_atomic(args.output, pieces)
         print(
             f"wrote {args.output}: {len(topo.nodes)} nodes, {topo.num_links} links",
             file=sys.stderr,
@@ -124,11 +128,11 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_atomic(path: str, text: str) -> None:
+def _write_atomic(path: str, pieces: Iterable[str]) -> None:
     # temp file + rename for a file (a crash never leaves half a map for the
     # visualiser); a device or FIFO is written as a stream, a link followed.
     try:
-        write_output(path, text)
+        write_output(path, pieces)
     except BrokenPipeError:
         raise  # `-o /dev/stdout | head`: the reader went away; the command exits quietly
     except OSError as exc:

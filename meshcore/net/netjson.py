@@ -44,12 +44,12 @@ import contextlib
 import enum
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 from meshcore.net.topology import Topology
 
-__all__ = ["BROKEN_COST", "dumps", "from_netjson", "to_netjson"]
+__all__ = ["BROKEN_COST", "dumps", "from_netjson", "iter_dumps", "to_netjson"]
 
 #: Cost written for a broken link (olsrd's broken ETX, 4194304 / 1024).
 BROKEN_COST = 4096.0
@@ -103,6 +103,17 @@ def to_netjson(
     either, nodes carry no ``locality``. Raises ValueError when ``self_id``
     is given but not a node of ``topo``.
     """
+    doc, nodes, links = _records(topo, routes=routes, self_id=self_id,
+                                 include_broken=include_broken)
+    doc["nodes"] = list(nodes)
+    doc["links"] = list(links)
+    return doc
+
+
+def _records(
+    topo: Topology, *, routes: _RouteView | None, self_id: str | None, include_broken: bool
+) -> tuple[dict[str, Any], Iterator[dict[str, Any]], Iterator[dict[str, Any]]]:
+    """The header dict and lazy iterators of the node and link records."""
     router_id = self_id if self_id is not None else topo.router_id
     if self_id is not None:
         if self_id not in topo.nodes:
@@ -121,7 +132,12 @@ def to_netjson(
         doc["router_id"] = str(router_id)
     if topo.label is not None:
         doc["label"] = str(topo.label)
-    nodes = []
+    return (doc, _node_records(topo, routes, router_id),
+            _link_records(topo, include_broken))
+
+
+def _node_records(topo: Topology, routes: _RouteView | None,
+                  router_id: str | None) -> Iterator[dict[str, Any]]:
     for node_id in sorted(topo.nodes):
         node = topo.nodes[node_id]
         entry: dict[str, Any] = {"id": node_id}
@@ -144,8 +160,10 @@ def to_netjson(
                     with contextlib.suppress(KeyError, ValueError, TypeError):
                         out[key] = _jsonable(getter(node_id))
         entry["properties"] = out
-        nodes.append(entry)
-    links = []
+        yield entry
+
+
+def _link_records(topo: Topology, include_broken: bool) -> Iterator[dict[str, Any]]:
     for link in topo.links():
         if link.broken and not include_broken:
             continue
@@ -158,23 +176,58 @@ def to_netjson(
             text = str(cost_text) if cost_text else f"{cost:.3f}"
         out = {str(k): _jsonable(v) for k, v in props.items()}
         out["origins"] = list(link.origins)
-        links.append(
-            {
-                "source": link.source,
-                "target": link.target,
-                "cost": cost,
-                "cost_text": text,
-                "properties": out,
-            }
-        )
-    doc["nodes"] = nodes
-    doc["links"] = links
-    return doc
+        yield {
+            "source": link.source,
+            "target": link.target,
+            "cost": cost,
+            "cost_text": text,
+            "properties": out,
+        }
 
 
 def dumps(topo: Topology, *, indent: int | None = 2, **options: Any) -> str:
     """:func:`to_netjson` as JSON text (strict JSON: no NaN or Infinity)."""
-    return json.dumps(to_netjson(topo, **options), indent=indent, allow_nan=False) + "\n"
+    return "".join(iter_dumps(topo, indent=indent, **options))
+
+
+def iter_dumps(topo: Topology, *, indent: int | None = 2, **options: Any) -> Iterator[str]:
+    """:func:`dumps` in pieces, one node or link record at a time.
+
+    The same text as ``json.dumps(to_netjson(topo), indent=indent)`` plus a
+    newline, without holding the whole document: `topology import` writes a
+    large graph with memory for one record beside the graph (the whole dict
+    tree and its text cost more than the graph itself did).
+    """
+    doc, nodes, links = _records(topo, routes=options.pop("routes", None),
+                                 self_id=options.pop("self_id", None),
+                                 include_broken=options.pop("include_broken", True))
+    if options:
+        raise TypeError(f"unexpected options: {', '.join(sorted(options))}")
+
+    def encode(value: Any) -> str:
+        return json.dumps(value, indent=indent, allow_nan=False)
+
+    # json.dumps's layout: members of the document one indent in, records of
+    # its two lists two (a record's own lines shifted by as much).
+    if indent is None:
+        open_doc, member_sep, first_rec, rec_sep, close_list = "{", ", ", "", ", ", "]"
+        shift = None
+    else:
+        pad = " " * indent
+        open_doc, member_sep = "{\n" + pad, ",\n" + pad
+        first_rec, rec_sep, close_list = "\n" + pad * 2, ",\n" + pad * 2, "\n" + pad + "]"
+        shift = "\n" + pad * 2
+    yield open_doc + member_sep.join(f"{encode(k)}: {encode(v)}" for k, v in doc.items())
+    for name, records in (("nodes", nodes), ("links", links)):
+        yield f"{member_sep}{encode(name)}: ["
+        empty = True
+        for record in records:
+            text = encode(record)
+            yield (first_rec if empty else rec_sep) + (
+                text if shift is None else text.replace("\n", shift))
+            empty = False
+        yield "]" if empty else close_list
+    yield ("}" if indent is None else "\n}") + "\n"
 
 
 def from_netjson(data: str | Mapping[str, Any], path: str = "<netjson>") -> Topology:

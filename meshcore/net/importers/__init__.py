@@ -50,12 +50,13 @@ FORMATS: dict[str, str] = {
 #: How much of a file detection looks at.
 HEAD_BYTES = 64 * 1024
 
-#: Largest file read (bytes). Measured: importing and exporting a NetJSON
-#: graph takes about 67 bytes of RAM per byte of input (a 6 MB, 96,000-link
-#: graph peaked at 397 MB RSS), so 8 MiB keeps `topology import` near 550 MB
-#: at worst; the 64 MiB of before allowed about 4.5 GB. Real dumps of the
-#: largest community meshes are under 5 MB. On a router, the node follows its
-#: own babeld (a bounded view, meshcore.node.babeld) instead of importing files.
+#: Largest file read (bytes). Measured peak RSS at this cap (an 8.3 MB
+#: NetJSON graph of 16,000 nodes and 230,000 directed links): 247 MB to
+#: import, 254 MB with the export (written record by record,
+#: meshcore.net.netjson.iter_dumps; 685 MB when it was built whole); the 64 MiB
+#: of before allowed about 2 GB. Real dumps of the largest community meshes
+#: are under 5 MB. On a router, the node follows its own babeld (a bounded
+#: view, meshcore.node.babeld) instead of importing files.
 MAX_FILE_BYTES = 8 * 1024 * 1024
 
 _ALIASES = {
