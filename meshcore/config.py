@@ -502,22 +502,28 @@ def load_config(path: str | Path, *, known_sections: Iterable[str] | None = KNOW
     return parse_config(text, name, known_sections=known_sections)
 
 
-def state_dir(config: Config) -> Path:
+def state_dir(config: Config, *, base: Path | None = None) -> Path:
     """The node's state folder: ``[node] state_dir``, else ``[content] state_dir``, else
     :data:`DEFAULT_STATE_DIR`.
 
-    A relative path is taken from the config file's folder (as ``[content]``
-    does). The folder holds the daemon's lock and status file, the rollup
-    database and the content store, so one setting moves all of them.
+    A relative path is taken from ``base`` (default: the config file's
+    folder, as ``[content]`` does). The folder holds the daemon's lock and
+    status file, the rollup database and the content store, so one setting
+    moves all of them; both keys naming different folders is a ConfigError
+    (the daemon's lock would sit apart from the store the content commands use).
     """
+    if base is None:
+        base = Path(config.path).resolve().parent
+    folders: dict[str, Path] = {}
     for table in ("node", "content"):
         sec = config.section(table)
         if "state_dir" in sec:
             text = sec.get_str("state_dir")
             if not text:
                 raise sec.error("state_dir", "expected a folder, got ''")
-            path = Path(text)
-            if not path.is_absolute():
-                path = Path(config.path).resolve().parent / path
-            return path
-    return Path(DEFAULT_STATE_DIR)
+            folders[table] = base / text  # an absolute path stays as it is
+    if len(set(folders.values())) > 1:
+        raise config.section("content").error(
+            "state_dir", f"names {folders['content']} but [node] state_dir names "
+                         f"{folders['node']}: a node has one state folder (set one of them)")
+    return next(iter(folders.values()), Path(DEFAULT_STATE_DIR))

@@ -415,3 +415,31 @@ def test_get_of_a_corrupt_chunk_says_it_once_and_truthfully(tmp_path, config, ca
     code, _, err = run(capsys, "get", cid, "-o", str(tmp_path / "o"), "--config", str(config))
     assert code == 1 and "still being fetched" not in err
     assert "1 of its chunks are missing or were quarantined" in err
+
+
+# -- docs: one state folder for the daemon and the content commands --------------------------
+
+
+def test_content_commands_use_the_node_state_folder(tmp_path, capsys):
+    # Before: `[node] state_dir` alone made every content command fail with
+    # "content.state_dir: required key is missing" while the daemon ran on it.
+    config = tmp_path / "node.toml"
+    config.write_text("[node]\nstate_dir = 'state'\n[content]\nbudget = '10 MiB'\n")
+    item = tmp_path / "item.bin"
+    item.write_bytes(b"x" * 5000)
+    assert main(["content", "publish", "--config", str(config), str(item)]) == 0
+    assert (tmp_path / "state" / "content" / "catalog.sqlite").is_file()
+    assert main(["content", "list", "--config", str(config)]) == 0
+    assert "5000 bytes" in capsys.readouterr().out
+
+
+def test_node_and_content_naming_two_state_folders_is_refused(tmp_path, capsys):
+    config = tmp_path / "node.toml"
+    config.write_text("[node]\nstate_dir = 'a'\n[content]\nstate_dir = 'b'\n[net]\n"
+                      "community_key = 'hex:00112233445566778899aabbccddeeff'\n")
+    for command in (["content", "list", "--config"],
+                    ["node", "run", "--duration", "0.2", "--config"]):
+        assert main([*command, str(config)]) == 1
+        err = capsys.readouterr().err
+        assert "node.toml: content.state_dir: names " in err and "one state folder" in err
+        assert len(err.strip().splitlines()) == 1

@@ -47,7 +47,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import Config, Section, load_config
+from ..config import Config, Section, load_config, state_dir
 from ..errors import ConfigError
 from ..tiers import Tier
 from ._policy_names import check_access, check_distribution, normalize_retention, normalize_tags
@@ -124,16 +124,19 @@ class ContentSettings:
     def from_config(cls, config: Config, *, base_dir: Path | None = None) -> ContentSettings:
         """Validate ``config``'s ``[content]`` table; ConfigError names any bad key.
 
-        A relative ``state_dir`` is resolved against ``base_dir`` (default: the
+        The store lives in the node's state folder
+        (:func:`meshcore.config.state_dir`: ``[content] state_dir``, else
+        ``[node] state_dir``, else ``/var/lib/meshcore``); the two keys naming
+        different folders is an error, since the daemon's lock and status file
+        would then sit apart from the store the content commands use. A
+        relative ``state_dir`` is resolved against ``base_dir`` (default: the
         config file's folder).
         """
         sec = config.section("content", required=True)
         sec.check_known(_KNOWN)
         path = config.path
-        state = Path(sec.get_str("state_dir"))
-        if not state.is_absolute():
-            base = base_dir if base_dir is not None else Path(path).resolve().parent
-            state = base / state
+        base = base_dir if base_dir is not None else Path(path).resolve().parent
+        state = state_dir(config, base=base)
         chunk_min = sec.get_bytes("chunk_min", DEFAULT_CHUNK_SIZES[0], min=64)
         chunk_avg = sec.get_bytes("chunk_avg", DEFAULT_CHUNK_SIZES[1], min=64)
         chunk_max = sec.get_bytes("chunk_max", DEFAULT_CHUNK_SIZES[2], min=64)
