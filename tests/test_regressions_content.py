@@ -443,3 +443,24 @@ def test_node_and_content_naming_two_state_folders_is_refused(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "node.toml: content.state_dir: names " in err and "one state folder" in err
         assert len(err.strip().splitlines()) == 1
+
+
+# -- docs: rebuild-catalog says what it did, once ----------------------------------------------
+
+
+def test_rebuild_catalog_prints_one_truthful_summary(tmp_path, config, capsys):
+    # Before: "(database missing)" with a database there, and the summary twice
+    # (the library's warning and the CLI's note).
+    publish(capsys, tmp_path, config)
+    code, out, err = run(capsys, "rebuild-catalog", "--config", str(config))
+    assert code == 0 and err == ""
+    (line,) = out.splitlines()
+    assert line.startswith("catalog rebuilt: 1 items, 0 incomplete, 0 bad manifests")
+    assert "old database kept at" in line and "missing" not in line
+    catalog = tmp_path / "state" / "content" / "catalog.sqlite"
+    for leftover in catalog.parent.glob("catalog.sqlite*"):
+        if leftover.is_file():
+            leftover.unlink()
+    code, out, err = run(capsys, "rebuild-catalog", "--config", str(config))
+    assert code == 0 and err == "" and len(out.splitlines()) == 1
+    assert "(there was no database)" in out

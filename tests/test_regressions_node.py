@@ -288,3 +288,21 @@ def test_a_missing_interface_warns_once_then_backs_off(caplog):
     # the next would come a minute later.
     assert len(warnings) == 1 and "nosuch0" in warnings[0].getMessage()
     assert driver.stats.join_failures >= 30
+
+
+def test_an_absent_babeld_warns_once_then_backs_off(caplog):
+    # Before: the example config's [net.babeld] off OpenWrt warned on every retry.
+    from test_node_babeld import _client, _free_port, _run_until
+
+    port = _free_port()
+
+    async def main():
+        client, _, _ = _client(f"127.0.0.1:{port}", backoff_initial=0.005, backoff_max=0.01)
+        with caplog.at_level(logging.INFO, logger="meshcore.node.babeld"):
+            await _run_until(client, lambda: client.stats.connect_failures >= 20)
+        return client
+
+    client = asyncio.run(main())
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert client.stats.connect_failures >= 20
+    assert len(warnings) == 1 and "cannot connect to babeld" in warnings[0].getMessage()
